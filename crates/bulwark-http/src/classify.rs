@@ -1,0 +1,285 @@
+//! What one attempt's result *means*: the classification every bulwark layer shares.
+//!
+//! | result | [`Class`] |
+//! |---|---|
+//! | 1xx, 2xx, 3xx | [`Class::Success`] |
+//! | 429, 529 | [`Class::Throttled`] — refused by the upstream, not applied |
+//! | connect refused, DNS, TLS handshake (hyper-util connect errors) | [`Class::Unreachable`] — never reached the upstream |
+//! | 408, 500, 502, 503, 504 and other 5xx except 501/505, timeouts, connection reset mid-request | [`Class::Transient`] — may have been applied |
+//! | [`CircuitOpen`], [`RateLimited`] from an inner layer | [`Class::Rejected`] — refused locally, never sent |
+//! | other 4xx, 501, 505, [`BodyTooLarge`] | [`Class::Permanent`] |
+//!
+//! Errors are classified by walking their [`source()`](std::error::Error::source) chain, so a
+//! `BoxError` wrapping a hyper-util client error wrapping an `io::Error` is still recognised.
+//! An error nothing in the chain explains is `Transient`: it may have reached the upstream, so
+//! only idempotent requests are retried after it.
+
+use std::{error::Error as StdError, io, time::Duration};
+
+use http::{Response, StatusCode};
+
+use crate::error::{BodyTooLarge, CircuitOpen, RateLimited};
+
+/// The meaning of one attempt's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Class {
+    /// 1xx, 2xx or 3xx: the upstream answered.
+    Success,
+    /// 429 or 529: the upstream refused the request without applying it.
+    Throttled {
+        /// The upstream's `Retry-After`, when it sent one.
+        retry_after: Option<Duration>,
+    },
+    /// The request never reached the upstream (connection refused, DNS, TLS handshake).
+    Unreachable,
+    /// A failure that may have been applied upstream (5xx, timeout, reset mid-request).
+    Transient {
+        /// The upstream's `Retry-After`, when it sent one (e.g. on a 503).
+        retry_after: Option<Duration>,
+    },
+    /// Refused locally by an inner bulwark layer (open circuit, rate limit); never sent.
+    Rejected {
+        /// When the local refusal is expected to lift.
+        retry_after: Option<Duration>,
+    },
+    /// The request itself is wrong (4xx) or cannot be sent; repeating it cannot help.
+    Permanent,
+}
+
+impl Class {
+    /// The wait the class carries, if any.
+    #[must_use]
+    pub const fn retry_after(&self) -> Option<Duration> {
+        match *self {
+            Self::Throttled { retry_after }
+            | Self::Transient { retry_after }
+            | Self::Rejected { retry_after } => retry_after,
+            Self::Success | Self::Unreachable | Self::Permanent => None,
+        }
+    }
+
+    /// `true` for [`Class::Success`].
+    #[must_use]
+    pub const fn is_success(&self) -> bool {
+        matches!(self, Self::Success)
+    }
+
+    /// `true` for the classes that say the upstream is in trouble: `Transient` and
+    /// `Unreachable` (what a circuit breaker counts as failures).
+    #[must_use]
+    pub const fn is_upstream_failure(&self) -> bool {
+        matches!(self, Self::Transient { .. } | Self::Unreachable)
+    }
+
+    /// `true` when a stale copy may stand in for this outcome: `Throttled`, `Unreachable`,
+    /// `Transient` and `Rejected`.
+    #[must_use]
+    pub const fn is_failure(&self) -> bool {
+        !matches!(self, Self::Success | Self::Permanent)
+    }
+
+    /// A short stable name (`"success"`, `"throttled"`, …) for logs and metrics labels.
+    #[must_use]
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::Throttled { .. } => "throttled",
+            Self::Unreachable => "unreachable",
+            Self::Transient { .. } => "transient",
+            Self::Rejected { .. } => "rejected",
+            Self::Permanent => "permanent",
+        }
+    }
+}
+
+/// Turns one attempt's result — a response or an error — into a [`Class`].
+///
+/// Every bulwark layer takes a classifier (default [`HttpClassifier`]), so an API's own rules
+/// (the Notion preset's, say) are swapped in at one place.
+///
+/// # Example: treat 409 as transient
+/// ```
+/// use bulwark_http::{Class, Classify, HttpClassifier};
+/// use http::{Response, StatusCode};
+///
+/// #[derive(Clone, Debug)]
+/// struct Conflicts;
+///
+/// impl Classify for Conflicts {
+///     fn classify_response<B>(&self, res: &Response<B>) -> Class {
+///         if res.status() == StatusCode::CONFLICT {
+///             return Class::Transient { retry_after: None };
+///         }
+///         HttpClassifier.classify_response(res)
+///     }
+///     fn classify_error(&self, err: &(dyn std::error::Error + 'static)) -> Class {
+///         HttpClassifier.classify_error(err)
+///     }
+/// }
+///
+/// let res = Response::builder().status(409).body(()).unwrap();
+/// assert_eq!(Conflicts.classify_response(&res), Class::Transient { retry_after: None });
+/// ```
+pub trait Classify: Clone + Send + Sync + 'static {
+    /// Classifies a response by its status and headers.
+    fn classify_response<B>(&self, res: &Response<B>) -> Class;
+
+    /// Classifies an error returned by the inner service.
+    fn classify_error(&self, err: &(dyn StdError + 'static)) -> Class;
+}
+
+/// The default classifier: the table in the [module docs](self).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HttpClassifier;
+
+impl HttpClassifier {
+    /// Classifies a bare status code, with the wait a `Retry-After` header gave.
+    #[must_use]
+    pub fn classify_status(status: StatusCode, retry_after: Option<Duration>) -> Class {
+        match status.as_u16() {
+            100..=399 => Class::Success,
+            429 | 529 => Class::Throttled { retry_after },
+            408 => Class::Transient { retry_after },
+            501 | 505 => Class::Permanent,
+            500..=599 => Class::Transient { retry_after },
+            _ => Class::Permanent,
+        }
+    }
+}
+
+impl Classify for HttpClassifier {
+    fn classify_response<B>(&self, res: &Response<B>) -> Class {
+        let status = res.status();
+        let retry_after = if status.is_success() {
+            None
+        } else {
+            crate::retry_after(res.headers())
+        };
+        Self::classify_status(status, retry_after)
+    }
+
+    fn classify_error(&self, err: &(dyn StdError + 'static)) -> Class {
+        classify_error_chain(err)
+    }
+}
+
+/// Walks `err` and its sources; the first error of a known kind decides.
+///
+/// This is what [`HttpClassifier::classify_error`] does; custom classifiers call it for errors.
+#[must_use]
+pub fn classify_error_chain(err: &(dyn StdError + 'static)) -> Class {
+    let mut next = Some(err);
+    while let Some(err) = next {
+        if let Some(class) = classify_one(err) {
+            return class;
+        }
+        next = err.source();
+    }
+    Class::Transient { retry_after: None }
+}
+
+fn classify_one(err: &(dyn StdError + 'static)) -> Option<Class> {
+    if let Some(open) = err.downcast_ref::<CircuitOpen>() {
+        return Some(Class::Rejected {
+            retry_after: Some(open.retry_after),
+        });
+    }
+    if let Some(limited) = err.downcast_ref::<RateLimited>() {
+        return Some(Class::Rejected {
+            retry_after: Some(limited.retry_after),
+        });
+    }
+    if err.is::<BodyTooLarge>() {
+        return Some(Class::Permanent);
+    }
+    if err.is::<tower::timeout::error::Elapsed>() || err.is::<tokio::time::error::Elapsed>() {
+        return Some(Class::Transient { retry_after: None });
+    }
+    #[cfg(feature = "hyper-util")]
+    if let Some(class) = classify_hyper(err) {
+        return Some(class);
+    }
+    if let Some(io) = err.downcast_ref::<io::Error>() {
+        return classify_io(io.kind());
+    }
+    None
+}
+
+fn classify_io(kind: io::ErrorKind) -> Option<Class> {
+    use io::ErrorKind::*;
+    match kind {
+        ConnectionRefused | AddrNotAvailable | NotConnected | HostUnreachable
+        | NetworkUnreachable => Some(Class::Unreachable),
+        ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof | TimedOut
+        | Interrupted => Some(Class::Transient { retry_after: None }),
+        // Other io errors say nothing definite; keep walking (their source may).
+        _ => None,
+    }
+}
+
+#[cfg(feature = "hyper-util")]
+fn classify_hyper(err: &(dyn StdError + 'static)) -> Option<Class> {
+    if let Some(client) = err.downcast_ref::<hyper_util::client::legacy::Error>() {
+        if client.is_connect() {
+            // Connect failures (refused, DNS, TLS handshake) never reached the upstream.
+            return Some(Class::Unreachable);
+        }
+        // Otherwise the source (a hyper::Error, an io::Error) says more.
+        return None;
+    }
+    if let Some(hyper) = err.downcast_ref::<hyper::Error>() {
+        if hyper.is_timeout() || hyper.is_incomplete_message() || hyper.is_closed() {
+            return Some(Class::Transient { retry_after: None });
+        }
+        if hyper.is_user() {
+            // A request the client could not send: body errors, bad headers.
+            return Some(Class::Permanent);
+        }
+        if hyper.is_canceled() {
+            return Some(Class::Transient { retry_after: None });
+        }
+        return None;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16) -> Class {
+        let res = Response::builder().status(code).body(()).unwrap();
+        HttpClassifier.classify_response(&res)
+    }
+
+    #[test]
+    fn statuses() {
+        for ok in [100, 200, 201, 204, 301, 304, 399] {
+            assert_eq!(status(ok), Class::Success, "{ok}");
+        }
+        for t in [429, 529] {
+            assert_eq!(status(t), Class::Throttled { retry_after: None });
+        }
+        for t in [408, 500, 502, 503, 504, 520, 599] {
+            assert_eq!(status(t), Class::Transient { retry_after: None }, "{t}");
+        }
+        for p in [400, 401, 403, 404, 409, 410, 413, 422, 501, 505] {
+            assert_eq!(status(p), Class::Permanent, "{p}");
+        }
+    }
+
+    #[test]
+    fn retry_after_is_read_from_failures() {
+        let res = Response::builder()
+            .status(503)
+            .header("retry-after", "4")
+            .body(())
+            .unwrap();
+        assert_eq!(
+            HttpClassifier.classify_response(&res),
+            Class::Transient {
+                retry_after: Some(Duration::from_secs(4))
+            }
+        );
+    }
+}

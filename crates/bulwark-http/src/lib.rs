@@ -1,0 +1,59 @@
+//! Shared HTTP semantics for the bulwark Tower layers.
+//!
+//! Every bulwark layer — retry, circuit breaker, token bucket, stale cache — has to agree on
+//! what a response or an error *means*. This crate is that agreement:
+//!
+//! * [`Class`] and [`Classify`]: one attempt's outcome as `Success`, `Throttled`, `Unreachable`,
+//!   `Transient`, `Rejected` or `Permanent`; [`HttpClassifier`] is the default table.
+//! * [`retry_after`] / [`parse_retry_after`]: `Retry-After` in both of its forms, never panicking.
+//! * [`Idempotency`]: which requests may be sent twice.
+//! * [`BufferedBody`] and [`BufferBodyLayer`]: replayable request bodies.
+//! * [`error`]: the rejections layers return ([`CircuitOpen`](error::CircuitOpen),
+//!   [`RateLimited`](error::RateLimited), [`BodyTooLarge`](error::BodyTooLarge)), and
+//!   [`RejectionResponseLayer`] that renders them as 503 / 429 / 413 responses for servers.
+//! * [`RateLimitInfo`]: the IETF `RateLimit` fields and legacy `X-RateLimit-*` in one struct.
+//!
+//! # Example
+//! ```
+//! use std::time::Duration;
+//! use bulwark_http::{BufferBodyLayer, BufferedBody, Class, Classify, HttpClassifier};
+//! use http::{Request, Response};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), bulwark_http::BoxError> {
+//! let svc = ServiceBuilder::new()
+//!     .layer(BufferBodyLayer::new(64 * 1024))
+//!     .service(service_fn(|_req: Request<BufferedBody>| async {
+//!         let res = Response::builder().status(429).header("retry-after", "2").body(())?;
+//!         Ok::<_, http::Error>(res)
+//!     }));
+//! let res = svc.oneshot(Request::new(BufferedBody::from("{}"))).await?;
+//! assert_eq!(
+//!     HttpClassifier.classify_response(&res),
+//!     Class::Throttled { retry_after: Some(Duration::from_secs(2)) }
+//! );
+//! # Ok(())
+//! # }
+//! ```
+#![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod body;
+mod classify;
+pub mod error;
+mod idempotency;
+pub mod ratelimit;
+mod rejection;
+mod retry_after;
+
+pub use body::{BufferBody, BufferBodyFuture, BufferBodyLayer, BufferedBody};
+pub use classify::{classify_error_chain, Class, Classify, HttpClassifier};
+pub use error::{BodyTooLarge, BoxError, CircuitOpen, InvalidConfig, QuotaPolicy, RateLimited};
+pub use idempotency::{Idempotency, IDEMPOTENCY_KEY};
+pub use ratelimit::RateLimitInfo;
+pub use rejection::{
+    DefaultRenderer, Rejection, RejectionResponse, RejectionResponseLayer, RenderRejection,
+    ResponseFuture as RejectionResponseFuture,
+};
+pub use retry_after::{parse_retry_after, retry_after, retry_after_value, MAX_RETRY_AFTER};
