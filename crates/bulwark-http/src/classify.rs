@@ -126,6 +126,20 @@ pub trait Classify: Clone + Send + Sync + 'static {
 
     /// Classifies an error returned by the inner service.
     fn classify_error(&self, err: &(dyn StdError + 'static)) -> Class;
+
+    /// Classifies one attempt's result. Layers call this; it dispatches to the two above.
+    fn classify_result<B, E>(&self, result: &Result<Response<B>, E>) -> Class
+    where
+        E: crate::AsStdError,
+    {
+        match result {
+            Ok(res) => self.classify_response(res),
+            Err(err) => match err.as_std_error() {
+                Some(err) => self.classify_error(err),
+                None => Class::Permanent,
+            },
+        }
+    }
 }
 
 /// The default classifier: the table in the [module docs](self).

@@ -39,6 +39,7 @@
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod as_error;
 mod body;
 mod classify;
 pub mod error;
@@ -47,6 +48,7 @@ pub mod ratelimit;
 mod rejection;
 mod retry_after;
 
+pub use as_error::AsStdError;
 pub use body::{BufferBody, BufferBodyFuture, BufferBodyLayer, BufferedBody};
 pub use classify::{classify_error_chain, Class, Classify, HttpClassifier};
 pub use error::{BodyTooLarge, BoxError, CircuitOpen, InvalidConfig, QuotaPolicy, RateLimited};
