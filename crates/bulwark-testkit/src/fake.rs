@@ -1,0 +1,320 @@
+//! [`FakeNotion`] and its builder.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::bucket::{Buckets, RateLimit};
+use crate::fault::{Fault, FaultHandle};
+use crate::lock;
+use crate::record::{Log, RecordedRequest};
+use crate::server::{self, Shared};
+use crate::status::{StatusIndicator, StatusPage};
+use crate::store::{Page, Store};
+
+/// The default number of recorded requests kept (the oldest go first).
+const DEFAULT_RECORD_LIMIT: usize = 100_000;
+
+/// A running fake Notion API on `127.0.0.1`.
+///
+/// Built with [`FakeNotion::builder`] (or [`FakeNotion::start`] for the
+/// defaults). The server runs on the Tokio runtime that started it and stops
+/// on [`shutdown`](Self::shutdown) or when this value is dropped; it owns
+/// every task it spawned, so nothing outlives it.
+pub struct FakeNotion {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for FakeNotion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FakeNotion")
+            .field("addr", &self.addr)
+            .field("faults", &self.shared.faults)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FakeNotion {
+    /// A builder with the defaults: a free port, 3 requests per second with
+    /// a burst of 3 per token, any non-empty bearer token accepted, no
+    /// faults, no latency, no seeded pages.
+    #[must_use]
+    pub fn builder() -> FakeNotionBuilder {
+        FakeNotionBuilder::default()
+    }
+
+    /// Starts a server with the defaults of [`builder`](Self::builder).
+    ///
+    /// # Errors
+    ///
+    /// When the listening socket cannot be bound.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a Tokio runtime.
+    pub async fn start() -> io::Result<Self> {
+        Self::builder().start().await
+    }
+
+    /// The base URL, `http://127.0.0.1:PORT` (no trailing slash): give it
+    /// to an SDK as its base URL, requests go to `{url}/v1/…`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every request received so far, in arrival order, including refused,
+    /// faulted and dropped ones.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        lock(&self.shared.log).snapshot()
+    }
+
+    /// Forgets the recorded requests.
+    pub fn clear_requests(&self) {
+        lock(&self.shared.log).clear();
+    }
+
+    /// Every page that exists (seeded and created), in creation order.
+    pub fn pages(&self) -> Vec<Page> {
+        lock(&self.shared.store).pages().to_vec()
+    }
+
+    /// How many pages exist (seeded and created): duplicates created by
+    /// retried writes show up here.
+    pub fn page_count(&self) -> usize {
+        lock(&self.shared.store).pages().len()
+    }
+
+    /// The page with this id (hyphenated form), if it exists.
+    pub fn page(&self, id: &str) -> Option<Page> {
+        lock(&self.shared.store).page(id).cloned()
+    }
+
+    /// How many blocks exist (appended or created with pages).
+    pub fn block_count(&self) -> usize {
+        lock(&self.shared.store).block_count()
+    }
+
+    /// The handle that controls faults while the server runs.
+    pub fn faults(&self) -> FaultHandle {
+        self.shared.faults.clone()
+    }
+
+    /// Sets what `GET /api/v2/status.json` reports, with Statuspage's usual
+    /// description for the indicator.
+    pub fn set_status_indicator(&self, indicator: StatusIndicator) {
+        self.set_status(indicator, indicator.description());
+    }
+
+    /// Sets what `GET /api/v2/status.json` reports.
+    pub fn set_status(&self, indicator: StatusIndicator, description: impl Into<String>) {
+        lock(&self.shared.status).set(indicator, description.into());
+    }
+
+    /// What `GET /api/v2/status.json` reports now.
+    pub fn status_indicator(&self) -> StatusIndicator {
+        lock(&self.shared.status).indicator()
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish (for at
+    /// most a second), closes idle keep-alive connections and returns when
+    /// every task of the server has ended.
+    pub async fn shutdown(mut self) {
+        self.shutdown.send_replace(true);
+        if let Some(task) = self.task.take() {
+            if let Err(error) = task.await {
+                tracing::debug!(target: "bulwark_testkit", %error, "server task ended abnormally");
+            }
+        }
+    }
+}
+
+impl Drop for FakeNotion {
+    /// Stops the server at once: the listener and every connection are
+    /// closed (in-flight requests are cut off).
+    fn drop(&mut self) {
+        self.shutdown.send_replace(true);
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// Configures and starts a [`FakeNotion`]. Every setter says its default.
+/// Nothing happens until [`start`](Self::start) is awaited.
+#[derive(Debug, Clone)]
+pub struct FakeNotionBuilder {
+    port: u16,
+    rate_limit: Option<RateLimit>,
+    tokens: Option<HashSet<String>>,
+    failure: Option<(f64, u64, Fault)>,
+    script: Vec<Fault>,
+    latency: Duration,
+    seed_pages: usize,
+    record_limit: usize,
+    status: StatusIndicator,
+}
+
+impl Default for FakeNotionBuilder {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            rate_limit: Some(RateLimit::new(3, 3)),
+            tokens: None,
+            failure: None,
+            script: Vec::new(),
+            latency: Duration::ZERO,
+            seed_pages: 0,
+            record_limit: DEFAULT_RECORD_LIMIT,
+            status: StatusIndicator::None,
+        }
+    }
+}
+
+impl FakeNotionBuilder {
+    /// The port to listen on (on 127.0.0.1). Defaults to 0: any free port.
+    #[must_use]
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = port;
+        self
+    }
+
+    /// Each token may make `per_second` requests per second on average and
+    /// `burst` at once; beyond that the answer is 429 `rate_limited` with an
+    /// integer `Retry-After`. Refused requests spend nothing. Both values are
+    /// clamped to at least 1. Defaults to `(3, 3)`, like Notion.
+    #[must_use]
+    pub fn rate_limit(mut self, per_second: u32, burst: u32) -> Self {
+        self.rate_limit = Some(RateLimit::new(per_second, burst));
+        self
+    }
+
+    /// No rate limit at all. Defaults to a limit of `(3, 3)`.
+    #[must_use]
+    pub fn no_rate_limit(mut self) -> Self {
+        self.rate_limit = None;
+        self
+    }
+
+    /// Only these bearer tokens are accepted (an empty list accepts none);
+    /// others get 401 `unauthorized`. Defaults to accepting any non-empty
+    /// bearer token.
+    #[must_use]
+    pub fn tokens<I, T>(mut self, tokens: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.tokens = Some(tokens.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Answers a fraction `ratio` of the `/v1/*` requests with 502
+    /// `bad_gateway` before processing them, drawn from an RNG seeded with
+    /// `seed`. See [`FaultHandle::failure_ratio`]. Defaults to none.
+    #[must_use]
+    pub fn failure_ratio(self, ratio: f64, seed: u64) -> Self {
+        self.failure_ratio_with(ratio, seed, Fault::Status(502))
+    }
+
+    /// Like [`failure_ratio`](Self::failure_ratio) with any fault, e.g.
+    /// `Fault::StatusAfterApply(502)`. See [`FaultHandle::failure_ratio_with`].
+    /// Defaults to none.
+    #[must_use]
+    pub fn failure_ratio_with(mut self, ratio: f64, seed: u64, fault: Fault) -> Self {
+        self.failure = Some((ratio, seed, fault));
+        self
+    }
+
+    /// Faults for the first `/v1/*` requests, in order. See
+    /// [`FaultHandle::script`]. Defaults to none.
+    #[must_use]
+    pub fn script(mut self, faults: impl IntoIterator<Item = Fault>) -> Self {
+        self.script.extend(faults);
+        self
+    }
+
+    /// A delay added before every response. See [`FaultHandle::latency`].
+    /// Defaults to none.
+    #[must_use]
+    pub fn latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    /// Pre-creates `n` pages titled `Seed page 1` … `Seed page n` in the
+    /// database [`SEED_DATABASE_ID`](crate::SEED_DATABASE_ID) (data source
+    /// [`SEED_DATA_SOURCE_ID`](crate::SEED_DATA_SOURCE_ID)) so that queries
+    /// paginate. Defaults to 0 (the database exists, empty).
+    #[must_use]
+    pub fn seed_pages(mut self, n: usize) -> Self {
+        self.seed_pages = n;
+        self
+    }
+
+    /// Keeps at most `n` recorded requests, forgetting the oldest (0 records
+    /// nothing). Defaults to 100 000.
+    #[must_use]
+    pub fn record_limit(mut self, n: usize) -> Self {
+        self.record_limit = n;
+        self
+    }
+
+    /// What `GET /api/v2/status.json` reports at first. Defaults to
+    /// [`StatusIndicator::None`].
+    #[must_use]
+    pub fn status_indicator(mut self, indicator: StatusIndicator) -> Self {
+        self.status = indicator;
+        self
+    }
+
+    /// Binds `127.0.0.1:PORT` and starts serving on the current Tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// When the listening socket cannot be bound (e.g. the port is taken).
+    ///
+    /// # Panics
+    ///
+    /// When called outside a Tokio runtime.
+    pub async fn start(self) -> io::Result<FakeNotion> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, self.port)).await?;
+        let addr = listener.local_addr()?;
+        let faults = FaultHandle::default();
+        faults.latency(self.latency).script(self.script);
+        if let Some((ratio, seed, fault)) = self.failure {
+            faults.failure_ratio_with(ratio, seed, fault);
+        }
+        let shared = Arc::new(Shared {
+            faults,
+            tokens: self.tokens,
+            buckets: Buckets::new(self.rate_limit),
+            store: Mutex::new(Store::new(self.seed_pages)),
+            log: Mutex::new(Log::new(self.record_limit)),
+            status: Mutex::new(StatusPage::new(self.status)),
+        });
+        let (shutdown, stop) = watch::channel(false);
+        let task = tokio::spawn(server::serve(listener, Arc::clone(&shared), stop));
+        tracing::info!(target: "bulwark_testkit", %addr, "FakeNotion listening");
+        Ok(FakeNotion {
+            addr,
+            shared,
+            shutdown,
+            task: Some(task),
+        })
+    }
+}

@@ -1,0 +1,104 @@
+//! A fake Notion API on loopback, with rate limits and scripted faults, for
+//! bulwark's tests, examples and benches.
+//!
+//! [`FakeNotion`] is a real HTTP/1.1 server on `127.0.0.1` that speaks the
+//! Notion API closely enough for the official SDKs:
+//!
+//! - **Endpoints:** `GET /v1/users/me`, `GET /v1/users[/{id}]`,
+//!   `POST /v1/pages`, `GET`/`PATCH /v1/pages/{id}`, `GET /v1/databases/{id}`,
+//!   `POST /v1/databases/{id}/query`, `GET /v1/data_sources/{id}`,
+//!   `POST /v1/data_sources/{id}/query`, `POST /v1/search`,
+//!   `GET /v1/blocks/{id}`, `GET`/`PATCH /v1/blocks/{id}/children`, with
+//!   cursor pagination (`page_size` ≤ 100, `start_cursor`, `next_cursor`,
+//!   `has_more`). One database, [`SEED_DATABASE_ID`] (data source
+//!   [`SEED_DATA_SOURCE_ID`]), always exists; filters and sorts of queries
+//!   are validated but not applied.
+//! - **Checks, in Notion's words:** 401 `unauthorized` (no or unknown bearer
+//!   token), 400 `missing_version` (no `Notion-Version`), 429 `rate_limited`
+//!   (per-token token bucket, integer `Retry-After`,
+//!   `additional_data.rate_limit_reason`), 404 `object_not_found`, 400
+//!   `invalid_json` / `validation_error` / `invalid_request_url`. Every error
+//!   body is `{"object":"error","status","code","message","request_id"}`;
+//!   every answer of the API carries `x-notion-request-id`.
+//! - **Faults** ([`Fault`], controlled through [`FaultHandle`] while
+//!   running): scripted statuses, a seeded failure ratio, an outage switch,
+//!   latency, dropped connections, Cloudflare-style HTML errors, and
+//!   [`Fault::StatusAfterApply`] — the write that lands and still fails.
+//! - **Observation:** [`FakeNotion::requests`] records every request
+//!   (method, path, token, time, body, status), [`FakeNotion::pages`] every
+//!   page, so duplicate writes are visible.
+//! - **Status page:** `GET /api/v2/status.json` answers like Statuspage, see
+//!   [`FakeNotion::set_status_indicator`].
+//!
+//! Time is measured with `tokio::time`, so the rate limit follows a paused
+//! clock when the server runs on a runtime with paused time.
+//!
+//! # Example
+//!
+//! ```
+//! use bulwark_testkit::{FakeNotion, Fault};
+//! use bytes::Bytes;
+//! use http_body_util::{BodyExt, Full};
+//! use hyper_util::client::legacy::Client;
+//! use hyper_util::rt::TokioExecutor;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let fake = FakeNotion::builder()
+//!     .rate_limit(3, 3)
+//!     .tokens(["secret_a"])
+//!     .start()
+//!     .await?;
+//! fake.faults().script([Fault::Status(502)]);
+//!
+//! let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+//! let me = || {
+//!     http::Request::get(format!("{}/v1/users/me", fake.url()))
+//!         .header("authorization", "Bearer secret_a")
+//!         .header("notion-version", "2025-09-03")
+//!         .body(Full::new(Bytes::new()))
+//! };
+//!
+//! let first = client.request(me()?).await?;
+//! assert_eq!(first.status(), 502); // the scripted fault
+//!
+//! let second = client.request(me()?).await?;
+//! assert_eq!(second.status(), 200);
+//! let body = second.into_body().collect().await?.to_bytes();
+//! let user: serde_json::Value = serde_json::from_slice(&body)?;
+//! assert_eq!(user["object"], "user");
+//!
+//! let log = fake.requests();
+//! assert_eq!(log.len(), 2);
+//! assert_eq!(log[0].status, 502);
+//! assert_eq!(log[1].token.as_deref(), Some("secret_a"));
+//! fake.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+#![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+mod api;
+mod bucket;
+mod fake;
+mod fault;
+mod record;
+mod server;
+mod status;
+mod store;
+mod wire;
+
+pub use fake::{FakeNotion, FakeNotionBuilder};
+pub use fault::{Fault, FaultHandle, Matcher};
+pub use record::RecordedRequest;
+pub use status::StatusIndicator;
+pub use store::{Page, SEED_DATABASE_ID, SEED_DATA_SOURCE_ID};
+
+/// Locks a mutex, ignoring poisoning: the state stays usable even if a
+/// test thread panicked while holding it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
