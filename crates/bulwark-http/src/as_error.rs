@@ -18,6 +18,7 @@
 //! impl AsStdError for MyError {
 //!     fn as_std_error(&self) -> Option<&(dyn std::error::Error + 'static)> { Some(self) }
 //! }
+//! assert!(MyError.as_std_error().is_some());
 //! ```
 
 use std::{convert::Infallible, error::Error as StdError};

@@ -5,11 +5,11 @@
 //!
 //! * [`Class`] and [`Classify`]: one attempt's outcome as `Success`, `Throttled`, `Unreachable`,
 //!   `Transient`, `Rejected` or `Permanent`; [`HttpClassifier`] is the default table.
-//! * [`retry_after`] / [`parse_retry_after`]: `Retry-After` in both of its forms, never panicking.
+//! * [`retry_after()`] / [`parse_retry_after`]: `Retry-After` in both of its forms, never panicking.
 //! * [`Idempotency`]: which requests may be sent twice.
 //! * [`BufferedBody`] and [`BufferBodyLayer`]: replayable request bodies.
-//! * [`error`]: the rejections layers return ([`CircuitOpen`](error::CircuitOpen),
-//!   [`RateLimited`](error::RateLimited), [`BodyTooLarge`](error::BodyTooLarge)), and
+//! * [`error`]: the rejections layers return ([`CircuitOpen`],
+//!   [`RateLimited`], [`BodyTooLarge`]), and
 //!   [`RejectionResponseLayer`] that renders them as 503 / 429 / 413 responses for servers.
 //! * [`RateLimitInfo`]: the IETF `RateLimit` fields and legacy `X-RateLimit-*` in one struct.
 //!
@@ -39,14 +39,14 @@
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod as_error;
-mod body;
-mod classify;
+pub mod as_error;
+pub mod body;
+pub mod classify;
 pub mod error;
-mod idempotency;
+pub mod idempotency;
 pub mod ratelimit;
-mod rejection;
-mod retry_after;
+pub mod rejection;
+pub mod retry_after;
 
 pub use as_error::AsStdError;
 pub use body::{BufferBody, BufferBodyFuture, BufferBodyLayer, BufferedBody};

@@ -1,0 +1,230 @@
+//! [`ResponseFuture`]: one request's attempts, waits and readiness checks.
+
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{ready, Context, Poll},
+    time::Duration,
+};
+
+use bulwark_http::{AsStdError, Class, Classify};
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Sleep};
+use tower_service::Service;
+
+use crate::{
+    backoff::retry_after_wait,
+    event::{Counters, GiveUp, RetryEvent},
+    layer::Policy,
+};
+
+pin_project! {
+    /// Response future of [`Retry`](crate::Retry).
+    ///
+    /// Dropping it at any point — during an attempt or a wait — sends nothing further.
+    pub struct ResponseFuture<S, B, C>
+    where
+        S: Service<Request<B>>,
+    {
+        #[pin]
+        state: State<S::Future>,
+        service: S,
+        request: Option<Request<B>>,
+        policy: Arc<Policy<C>>,
+        attempt: u32,
+        idempotent: bool,
+        deadline: Option<Instant>,
+        previous_wait: Duration,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Attempt { #[pin] future: F },
+        Waiting { #[pin] sleep: Sleep },
+        Readying,
+    }
+}
+
+impl<S, B, C> fmt::Debug for ResponseFuture<S, B, C>
+where
+    S: Service<Request<B>>,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("attempt", &self.attempt)
+            .field("idempotent", &self.idempotent)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B, C> ResponseFuture<S, B, C>
+where
+    S: Service<Request<B>>,
+{
+    pub(crate) fn new(
+        future: S::Future,
+        service: S,
+        request: Option<Request<B>>,
+        policy: Arc<Policy<C>>,
+        idempotent: bool,
+        deadline: Option<Instant>,
+    ) -> Self {
+        Self {
+            state: State::Attempt { future },
+            service,
+            request,
+            policy,
+            attempt: 1,
+            idempotent,
+            deadline,
+            previous_wait: Duration::ZERO,
+        }
+    }
+}
+
+/// Decides what to do after an attempt: `Ok(wait)` to retry after `wait`, `Err(None)` to
+/// return the result as it is, `Err(Some(reason))` to give up on a failure.
+fn decide<C>(
+    policy: &Policy<C>,
+    class: Class,
+    attempt: u32,
+    idempotent: bool,
+    deadline: Option<Instant>,
+    previous_wait: Duration,
+) -> Result<(Duration, bool), Option<GiveUp>> {
+    match class {
+        Class::Success | Class::Permanent | Class::Rejected { .. } => return Err(None),
+        Class::Transient { .. } if !idempotent => return Err(Some(GiveUp::NotIdempotent)),
+        Class::Throttled { .. } | Class::Unreachable | Class::Transient { .. } => {}
+    }
+    if attempt > policy.max_retries {
+        return Err(Some(GiveUp::MaxRetries));
+    }
+    let (wait, from_retry_after) = match class.retry_after() {
+        Some(retry_after) if retry_after > policy.max_retry_after => {
+            return Err(Some(GiveUp::RetryAfterTooLong));
+        }
+        Some(retry_after) => (retry_after_wait(retry_after, fastrand::f64()), true),
+        None => (
+            policy
+                .backoff
+                .delay(attempt - 1, previous_wait, fastrand::f64()),
+            false,
+        ),
+    };
+    let now = Instant::now();
+    if deadline.is_some_and(|deadline| now + wait > deadline) {
+        return Err(Some(GiveUp::Deadline));
+    }
+    if !policy.budget.try_withdraw(now) {
+        Counters::bump(&policy.counters.budget_exhausted);
+        return Err(Some(GiveUp::BudgetExhausted));
+    }
+    Ok((wait, from_retry_after))
+}
+
+impl<S, B, C, ResB> Future for ResponseFuture<S, B, C>
+where
+    S: Service<Request<B>, Response = Response<ResB>>,
+    S::Error: AsStdError,
+    C: Classify,
+    B: Clone,
+{
+    type Output = Result<Response<ResB>, S::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Attempt { future } => {
+                    let result = ready!(future.poll(cx));
+                    let policy = &**this.policy;
+                    let class = policy.classify.classify_result(&result);
+                    // Without a kept request, `attempt > max_retries`: `decide` gives up.
+                    let decision = decide(
+                        policy,
+                        class,
+                        *this.attempt,
+                        *this.idempotent,
+                        *this.deadline,
+                        *this.previous_wait,
+                    );
+                    let (wait, from_retry_after) = match decision {
+                        Ok(retry) => retry,
+                        Err(None) => return Poll::Ready(result),
+                        Err(Some(reason)) => {
+                            give_up(policy, class, *this.attempt, reason);
+                            return Poll::Ready(result);
+                        }
+                    };
+                    drop(result);
+                    Counters::bump(&policy.counters.retries);
+                    let event = RetryEvent {
+                        attempt: *this.attempt,
+                        class,
+                        wait,
+                        from_retry_after,
+                    };
+                    tracing::debug!(
+                        target: "bulwark_retry",
+                        attempt = event.attempt,
+                        class = class.as_str(),
+                        wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                        from_retry_after,
+                        "retrying"
+                    );
+                    #[cfg(feature = "metrics")]
+                    metrics::counter!("bulwark_retry_retries_total", "class" => class.as_str())
+                        .increment(1);
+                    if let Some(on_retry) = &policy.on_retry {
+                        on_retry(&event);
+                    }
+                    *this.previous_wait = wait;
+                    this.state.set(State::Waiting {
+                        sleep: tokio::time::sleep(wait),
+                    });
+                }
+                StateProj::Waiting { sleep } => {
+                    ready!(sleep.poll(cx));
+                    this.state.set(State::Readying);
+                }
+                StateProj::Readying => {
+                    ready!(this.service.poll_ready(cx))?;
+                    *this.attempt += 1;
+                    // Keep a copy only while another retry is still possible.
+                    let request = if *this.attempt > this.policy.max_retries {
+                        this.request.take()
+                    } else {
+                        this.request.clone()
+                    };
+                    let Some(request) = request else {
+                        unreachable!("a retry is only scheduled while the request is kept")
+                    };
+                    Counters::bump(&this.policy.counters.attempts);
+                    #[cfg(feature = "metrics")]
+                    metrics::counter!("bulwark_retry_attempts_total").increment(1);
+                    let future = this.service.call(request);
+                    this.state.set(State::Attempt { future });
+                }
+            }
+        }
+    }
+}
+
+fn give_up<C>(policy: &Policy<C>, class: Class, attempt: u32, reason: GiveUp) {
+    Counters::bump(&policy.counters.gave_up);
+    tracing::debug!(
+        target: "bulwark_retry",
+        attempt,
+        class = class.as_str(),
+        reason = reason.as_str(),
+        "giving up"
+    );
+    #[cfg(feature = "metrics")]
+    metrics::counter!("bulwark_retry_gave_up_total", "reason" => reason.as_str()).increment(1);
+}

@@ -1,0 +1,68 @@
+//! A Tower retry layer for HTTP clients that never makes things worse.
+//!
+//! [`RetryLayer`] retries an attempt according to its [`Class`](bulwark_http::Class):
+//!
+//! | class | retried? |
+//! |---|---|
+//! | `Throttled` (429, 529) | yes, any method — the upstream refused it without applying it |
+//! | `Unreachable` (connect refused, DNS, TLS) | yes, any method — it never arrived |
+//! | `Transient` (5xx, timeouts, resets) | only if idempotent: RFC 9110 methods, an `Idempotency-Key` header, or [`RetryLayer::idempotent_when`] — a POST that got a 502 may have been applied |
+//! | `Rejected` (an inner breaker or bucket refused) | never — waiting is the caller's or an outer cache's call |
+//! | `Success`, `Permanent` | never |
+//!
+//! Waits follow the server's `Retry-After` when it sent one (up to
+//! [`max_retry_after`](RetryLayer::max_retry_after), plus at most 10 % / 1 s of jitter),
+//! otherwise a jittered exponential [`Backoff`]. A [`RetryBudget`] shared by all clones bounds
+//! retries to a fraction of recent traffic, so a failing upstream is not hit by a retry storm.
+//! On giving up the last attempt's **response** is returned (not an error), so callers still
+//! see the upstream's status and body; errors keep the inner service's type.
+//!
+//! ## How it differs from tower's `Retry`
+//! tower's `retry` knows nothing of HTTP: you write the policy. This layer is that policy:
+//! status and error classification, `Retry-After`, idempotency and a time-windowed budget,
+//! with every wait on `tokio::time` (testable with paused time) and no boxing per request.
+//!
+//! # Example
+//! ```
+//! use std::time::Duration;
+//! use bulwark_retry::{Backoff, Jitter, RetryLayer};
+//! use http::{Request, Response};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let layer = RetryLayer::new()
+//!     .max_retries(3)
+//!     .backoff(Backoff::exponential(Duration::from_millis(1)).jitter(Jitter::None))
+//!     .on_retry(|event| println!("retry #{} after {:?}", event.attempt, event.wait));
+//! let calls = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+//! let counter = calls.clone();
+//! let svc = ServiceBuilder::new()
+//!     .layer(layer.clone())
+//!     .service(service_fn(move |_req: Request<String>| {
+//!         let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+//!         async move {
+//!             let status = if n < 2 { 503 } else { 200 };
+//!             Ok::<_, std::convert::Infallible>(Response::builder().status(status).body(()).unwrap())
+//!         }
+//!     }));
+//! let res = svc.oneshot(Request::new(String::new())).await.unwrap();
+//! assert_eq!(res.status(), 200);
+//! assert_eq!(layer.stats().retries, 2);
+//! # }
+//! ```
+#![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod backoff;
+pub mod budget;
+pub mod event;
+pub mod future;
+mod layer;
+mod service;
+
+pub use backoff::{Backoff, Jitter};
+pub use budget::RetryBudget;
+pub use event::{GiveUp, RetryEvent, RetryStats};
+pub use layer::RetryLayer;
+pub use service::Retry;
