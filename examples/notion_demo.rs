@@ -7,16 +7,22 @@
 //!
 //! No credentials and no network: FakeNotion runs on `127.0.0.1` inside this process.
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
-use bulwark::http::{BoxError, Class, Classify, HttpClassifier};
+use bulwark::{
+    http::{BoxError, Class, Classify, HttpClassifier},
+    retry::{RetryEvent, RetryLayer},
+};
 use bulwark_testkit::{FakeNotion, Fault, Matcher};
 use bytes::Bytes;
 use http::{Method, Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
-use tower::{util::BoxCloneService, ServiceBuilder, ServiceExt};
+use tower::{util::BoxCloneService, Layer, ServiceBuilder, ServiceExt};
 
 const TOKEN: &str = "secret_demo";
 
@@ -74,6 +80,15 @@ async fn main() -> Result<(), BoxError> {
         .rate_limit(3, 3)
         .start()
         .await?;
+    println!("bulwark notion_demo: FakeNotion at {}", fake.url());
+    classification(&fake).await?;
+    retries(&fake).await?;
+    fake.shutdown().await;
+    Ok(())
+}
+
+/// Part 1: what each outcome means, with a bare client.
+async fn classification(fake: &FakeNotion) -> Result<(), BoxError> {
     let base = fake.url();
     let svc = client();
     let faults = fake.faults();
@@ -82,7 +97,7 @@ async fn main() -> Result<(), BoxError> {
         "properties": {"Name": {"title": [{"text": {"content": "Demo page"}}]}}
     });
 
-    println!("bulwark notion_demo: FakeNotion at {base}\n");
+    println!("\n## 1. How bulwark classifies each outcome (bare hyper-util client, 1 s timeout)\n");
     println!(
         "{:<3} {:<32} {:<26} {:<28} class",
         "#", "request", "fault injected", "outcome"
@@ -265,10 +280,176 @@ async fn main() -> Result<(), BoxError> {
         fake.requests().len(),
         fake.page_count()
     );
-    fake.shutdown().await;
     Ok(())
 }
 
+/// One request of part 2 and the faults FakeNotion answers it with, in order.
+struct RetryCase {
+    what: &'static str,
+    method: Method,
+    path: String,
+    body: Option<serde_json::Value>,
+    extra_header: Option<(&'static str, &'static str)>,
+    faults: Vec<Fault>,
+}
+
+/// Part 2: the same kinds of faults through `RetryLayer`.
+async fn retries(fake: &FakeNotion) -> Result<(), BoxError> {
+    let base = fake.url();
+    let events = Arc::new(Mutex::new(Vec::<RetryEvent>::new()));
+    let seen = Arc::clone(&events);
+    let query = format!(
+        "/v1/data_sources/{}/query",
+        bulwark_testkit::SEED_DATA_SOURCE_ID
+    );
+    let layer = RetryLayer::new()
+        .idempotent_when(|method, uri| method == Method::POST && uri.path().ends_with("/query"))
+        .on_retry(move |event| seen.lock().expect("not poisoned").push(*event));
+    let svc = layer.layer(client());
+    let page_id = fake
+        .pages()
+        .first()
+        .map(|p| p.id.clone())
+        .ok_or("part 1 created no page")?;
+    let new_page = |title: &str| {
+        serde_json::json!({
+            "parent": {"database_id": bulwark_testkit::SEED_DATABASE_ID},
+            "properties": {"Name": {"title": [{"text": {"content": title}}]}}
+        })
+    };
+    let case = |what, method, path: &str, body, faults| RetryCase {
+        what,
+        method,
+        path: path.to_owned(),
+        body,
+        extra_header: None,
+        faults,
+    };
+    let page = format!("/v1/pages/{page_id}");
+    let mut keyed = case(
+        "write, Idempotency-Key",
+        Method::POST,
+        "/v1/pages",
+        Some(new_page("keyed")),
+        vec![Fault::Status(502)],
+    );
+    keyed.extra_header = Some(("idempotency-key", "demo-key-1"));
+    let cases = [
+        case(
+            "read",
+            Method::GET,
+            &page,
+            None,
+            vec![Fault::Status(502), Fault::Status(503)],
+        ),
+        case(
+            "read",
+            Method::GET,
+            &page,
+            None,
+            vec![Fault::RateLimited {
+                retry_after_secs: 1,
+            }],
+        ),
+        case(
+            "read",
+            Method::GET,
+            &page,
+            None,
+            vec![Fault::DropConnection],
+        ),
+        case("read", Method::GET, &page, None, vec![Fault::Status(404)]),
+        case(
+            "read-only query (POST)",
+            Method::POST,
+            &query,
+            Some(serde_json::json!({"page_size": 5})),
+            vec![Fault::Status(502)],
+        ),
+        case(
+            "write",
+            Method::POST,
+            "/v1/pages",
+            Some(new_page("throttled")),
+            vec![Fault::RateLimited {
+                retry_after_secs: 1,
+            }],
+        ),
+        case(
+            "write",
+            Method::POST,
+            "/v1/pages",
+            Some(new_page("ambiguous")),
+            vec![Fault::StatusAfterApply(502)],
+        ),
+        keyed,
+    ];
+
+    println!("\n## 2. The same faults through RetryLayer (defaults: 3 retries, 200 ms full-jitter backoff, Retry-After ≤ 60 s)\n");
+    println!(
+        "{:<3} {:<26} {:<30} {:<9} {:<34} result",
+        "#", "request", "faults injected", "attempts", "waits"
+    );
+    println!("{}", "-".repeat(118));
+    let pages_before = fake.page_count();
+    for (n, c) in cases.into_iter().enumerate() {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let labels: Vec<String> = c.faults.iter().map(fault_label).collect();
+        fake.faults()
+            .script_for(Matcher::new(c.method.clone(), c.path.clone()), c.faults);
+        let mut req = request(&base, c.method, &c.path, c.body, Some(TOKEN));
+        if let Some((name, value)) = c.extra_header {
+            req.headers_mut()
+                .insert(name, http::HeaderValue::from_static(value));
+        }
+        let before = layer.stats().attempts;
+        let result = svc.clone().oneshot(req).await;
+        let attempts = layer.stats().attempts - before;
+        let waits: Vec<String> = events
+            .lock()
+            .expect("not poisoned")
+            .drain(..)
+            .map(|e| {
+                let source = if e.from_retry_after {
+                    "Retry-After"
+                } else {
+                    "backoff"
+                };
+                format!("{} ms {source}", e.wait.as_millis())
+            })
+            .collect();
+        let result = match result {
+            Ok(res) => res.status().as_u16().to_string(),
+            Err(err) => format!("error: {}", short_error(&err)),
+        };
+        println!(
+            "{:<3} {:<26} {:<30} {:<9} {:<34} {}",
+            n + 1,
+            fit(c.what, 26),
+            fit(&labels.join(", "), 30),
+            attempts,
+            fit(
+                &if waits.is_empty() {
+                    "-".to_owned()
+                } else {
+                    waits.join(", ")
+                },
+                34
+            ),
+            fit(&result, 28)
+        );
+    }
+    let stats = layer.stats();
+    println!(
+        "\nRetryLayer: {} attempts, {} retries, {} gave up. Writes sent: 3 POST /v1/pages, pages created: {} \
+         (the write answered 502 after it was applied was NOT repeated, so nothing was duplicated).",
+        stats.attempts,
+        stats.retries,
+        stats.gave_up,
+        fake.page_count() - pages_before
+    );
+    Ok(())
+}
 /// Truncates `text` to `width` characters, marking the cut.
 fn fit(text: &str, width: usize) -> String {
     if text.chars().count() <= width {

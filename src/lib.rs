@@ -5,9 +5,16 @@
 //! * [`http`] — the shared HTTP semantics: classification, `Retry-After`, idempotency,
 //!   replayable bodies, rejections rendered as responses ([`bulwark_http`]).
 //!
-//! The retry, circuit-breaker, token-bucket and stale-cache layers and the Notion preset are
-//! added as their crates land.
+//! * [`retry`] — `RetryLayer`: retries classified by status and error kind, jittered
+//!   exponential backoff, `Retry-After`, a retry budget, idempotency-aware
+//!   ([`bulwark_retry`], feature `retry`, on by default).
+//!
+//! The circuit-breaker, token-bucket and stale-cache layers and the Notion preset are added as
+//! their crates land.
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use bulwark_http as http;
+#[cfg(feature = "retry")]
+#[cfg_attr(docsrs, doc(cfg(feature = "retry")))]
+pub use bulwark_retry as retry;

@@ -48,8 +48,9 @@ impl RetryBudget {
     /// traffic, plus `ratio` retries per request sent.
     ///
     /// # Errors
-    /// [`InvalidConfig`] naming the field when `window` is shorter than 10 ms or longer than
-    /// one day, or `ratio` is negative, not finite or above 1000.
+    /// [`InvalidConfig`] naming the field when `window` is shorter than 1 s or longer than
+    /// one day (the window's ten slots are then at least 100 ms wide, so the 32-bit slot
+    /// counter lasts 13 years of uptime), or `ratio` is negative, not finite or above 1000.
     ///
     /// ```
     /// use std::time::Duration;
@@ -61,10 +62,10 @@ impl RetryBudget {
     /// assert_eq!(err.field(), "ratio");
     /// ```
     pub fn new(window: Duration, min_per_sec: u32, ratio: f64) -> Result<Self, InvalidConfig> {
-        if window < Duration::from_millis(10) || window > Duration::from_secs(86_400) {
+        if window < Duration::from_secs(1) || window > Duration::from_secs(86_400) {
             return Err(InvalidConfig::new(
                 "window",
-                format!("{window:?} is outside 10ms..=1 day"),
+                format!("{window:?} is outside 1s..=1 day"),
             ));
         }
         if !ratio.is_finite() || !(0.0..=1000.0).contains(&ratio) {

@@ -35,7 +35,8 @@ pin_project! {
         request: Option<Request<B>>,
         policy: Arc<Policy<C>>,
         attempt: u32,
-        idempotent: bool,
+        // `None` until needed: decided from `request`, at the latest before it is taken.
+        idempotent: Option<bool>,
         deadline: Option<Instant>,
         previous_wait: Duration,
     }
@@ -71,7 +72,7 @@ where
         service: S,
         request: Option<Request<B>>,
         policy: Arc<Policy<C>>,
-        idempotent: bool,
+        idempotent: Option<bool>,
         deadline: Option<Instant>,
     ) -> Self {
         Self {
@@ -87,19 +88,33 @@ where
     }
 }
 
+/// Whether the request may be repeated after a `Transient` failure, decided once, from the
+/// kept copy of the request.
+fn is_idempotent<B, C>(
+    cached: &mut Option<bool>,
+    request: Option<&Request<B>>,
+    policy: &Policy<C>,
+) -> bool {
+    *cached.get_or_insert_with(|| {
+        request.is_some_and(|request| policy.idempotency.is_idempotent(request))
+    })
+}
+
 /// Decides what to do after an attempt: `Ok(wait)` to retry after `wait`, `Err(None)` to
 /// return the result as it is, `Err(Some(reason))` to give up on a failure.
+///
+/// `idempotent` is only called for a `Transient` failure.
 fn decide<C>(
     policy: &Policy<C>,
     class: Class,
     attempt: u32,
-    idempotent: bool,
+    idempotent: impl FnOnce() -> bool,
     deadline: Option<Instant>,
     previous_wait: Duration,
 ) -> Result<(Duration, bool), Option<GiveUp>> {
     match class {
         Class::Success | Class::Permanent | Class::Rejected { .. } => return Err(None),
-        Class::Transient { .. } if !idempotent => return Err(Some(GiveUp::NotIdempotent)),
+        Class::Transient { .. } if !idempotent() => return Err(Some(GiveUp::NotIdempotent)),
         Class::Throttled { .. } | Class::Unreachable | Class::Transient { .. } => {}
     }
     if attempt > policy.max_retries {
@@ -146,11 +161,12 @@ where
                     let policy = &**this.policy;
                     let class = policy.classify.classify_result(&result);
                     // Without a kept request, `attempt > max_retries`: `decide` gives up.
+                    let (cached, request) = (&mut *this.idempotent, this.request.as_ref());
                     let decision = decide(
                         policy,
                         class,
                         *this.attempt,
-                        *this.idempotent,
+                        || is_idempotent(cached, request, policy),
                         *this.deadline,
                         *this.previous_wait,
                     );
@@ -198,6 +214,8 @@ where
                     *this.attempt += 1;
                     // Keep a copy only while another retry is still possible.
                     let request = if *this.attempt > this.policy.max_retries {
+                        // The last copy goes: decide idempotency while it is still here.
+                        is_idempotent(this.idempotent, this.request.as_ref(), this.policy);
                         this.request.take()
                     } else {
                         this.request.clone()

@@ -101,8 +101,12 @@ where
         let now = Instant::now();
         policy.budget.deposit(now);
         Counters::bump(&policy.counters.attempts);
-        let idempotent = policy.idempotency.is_idempotent(&req);
         let template = (policy.max_retries > 0).then(|| req.clone());
+        // Idempotency only matters after a `Transient` failure: while a copy of the request is
+        // kept, the future decides it then, from the copy, so a success never pays for it.
+        let idempotent = template
+            .is_none()
+            .then(|| policy.idempotency.is_idempotent(&req));
         // The readied service goes into the future for the retries; a clone stays behind.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
