@@ -6,19 +6,33 @@
 //! `window`. Under a storm — every request failing — retries are bounded by
 //! `ratio · requests + min_per_sec · window` instead of `max_retries · requests`.
 //!
-//! The state is ten time slots of packed `AtomicU64`s (epoch in the high half, count in the
-//! low half): a deposit is one compare-and-swap, no lock and no allocation. Time is a
-//! `tokio::time::Instant` passed in by the caller, so paused-time tests drive it.
+//! ## Why it is cheap
+//! A deposit is one relaxed `fetch_add` on a cumulative request counter (which is also the
+//! layer's request count): no clock read, no lock, no allocation on the success path. The
+//! time bookkeeping happens on the retry path, which already reads the clock: a small ledger
+//! (behind a mutex) of *marks* — the cumulative count seen at some moment of a time slot —
+//! and of withdrawals per slot. Deposits in the window are counted from the oldest mark
+//! inside the window, so an old request is never counted; so that such marks exist, one
+//! deposit in 64 also reads the clock and records one (with `try_lock`, never waiting). The
+//! estimate errs on the stingy side only, by the deposits of the window that came before its
+//! oldest mark (fewer than 64 plus part of one slot; slots are a power of two nanoseconds
+//! wide, a tenth to a twentieth of the window). Time is a `tokio::time::Instant`, so
+//! paused-time tests drive it.
 
 use std::{
-    sync::atomic::{AtomicU64, Ordering},
+    collections::VecDeque,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Mutex,
+    },
     time::Duration,
 };
 
 use bulwark_http::InvalidConfig;
 use tokio::time::Instant;
 
-const SLOTS: usize = 10;
+/// A clock reading (and a mark) is taken on one deposit in this many.
+const MARK_EVERY: u64 = 64;
 
 /// How many retries the layer may spend (see the [module docs](self)).
 ///
@@ -100,83 +114,98 @@ impl RetryBudget {
     }
 }
 
-/// The shared, lock-free state of one budget.
+/// The shared state of one budget.
 #[derive(Debug)]
 pub(crate) struct BudgetState {
     config: RetryBudget,
     start: Instant,
-    slot_nanos: u64,
-    /// Withdrawals are scaled so that `ratio` deposits are integers: one deposit adds
-    /// `SCALE` units, one withdrawal costs `SCALE / ratio` units.
-    reserve: u128,
-    deposits: [AtomicU64; SLOTS],
-    withdrawals: [AtomicU64; SLOTS],
+    /// log₂ of the slot width in nanoseconds.
+    shift: u32,
+    /// Slots covering the window.
+    window_slots: u64,
+    reserve: f64,
+    /// Original requests since the budget was created: the only thing a deposit touches.
+    requests: AtomicU64,
+    ledger: Mutex<Ledger>,
 }
 
-fn pack(epoch: u32, count: u32) -> u64 {
-    (u64::from(epoch) << 32) | u64::from(count)
+/// The retry path's bookkeeping.
+#[derive(Debug, Default)]
+struct Ledger {
+    /// `(slot, requests seen in that slot)`, oldest first, at most one per slot.
+    marks: VecDeque<(u64, u64)>,
+    /// `(slot, withdrawals in that slot)`, oldest first.
+    withdrawals: VecDeque<(u64, u64)>,
 }
 
-fn unpack(v: u64) -> (u32, u32) {
-    ((v >> 32) as u32, v as u32)
+impl Ledger {
+    fn mark(&mut self, slot: u64, requests: u64) {
+        if self.marks.back().is_none_or(|&(s, _)| s < slot) {
+            self.marks.push_back((slot, requests));
+        }
+    }
+
+    /// Drops what no longer matters for a window starting at slot `first`.
+    fn prune(&mut self, first: u64) {
+        while self.marks.front().is_some_and(|&(s, _)| s < first) {
+            self.marks.pop_front();
+        }
+        while self.withdrawals.front().is_some_and(|&(s, _)| s < first) {
+            self.withdrawals.pop_front();
+        }
+    }
 }
 
 impl BudgetState {
     pub(crate) fn new(config: RetryBudget, now: Instant) -> Self {
-        let slot_nanos = u64::try_from(config.window.as_nanos() / SLOTS as u128)
-            .unwrap_or(u64::MAX)
-            .max(1);
-        let reserve = u128::from(config.min_per_sec) * config.window.as_millis() / 1000;
+        let window_nanos = u64::try_from(config.window.as_nanos()).unwrap_or(u64::MAX);
+        // The widest power of two no wider than a tenth of the window.
+        let shift = (window_nanos / 10).max(1).ilog2();
+        let window_slots = window_nanos.div_ceil(1 << shift);
+        let reserve = f64::from(config.min_per_sec) * config.window.as_secs_f64();
         Self {
             config,
             start: now,
-            slot_nanos,
+            shift,
+            window_slots,
             reserve,
-            deposits: Default::default(),
-            withdrawals: Default::default(),
+            requests: AtomicU64::new(0),
+            ledger: Mutex::default(),
         }
     }
 
-    /// Epochs start at 1 so that a zeroed slot is always stale.
-    fn epoch(&self, now: Instant) -> u32 {
-        let elapsed = now.saturating_duration_since(self.start).as_nanos();
-        let epoch = elapsed / u128::from(self.slot_nanos) + 1;
-        u32::try_from(epoch).unwrap_or(u32::MAX)
+    /// Slots start at 1 so that "before the first slot" is 0.
+    fn slot(&self, now: Instant) -> u64 {
+        let elapsed = now.saturating_duration_since(self.start);
+        let nanos = elapsed
+            .as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(elapsed.subsec_nanos()));
+        (nanos >> self.shift) + 1
     }
 
-    fn add(slots: &[AtomicU64; SLOTS], epoch: u32) {
-        let slot = &slots[epoch as usize % SLOTS];
-        let mut current = slot.load(Ordering::Relaxed);
-        loop {
-            let (e, count) = unpack(current);
-            let next = if e >= epoch {
-                // Same slot, or a newer one a faster clock already opened: count it there.
-                pack(e, count.saturating_add(1))
-            } else {
-                pack(epoch, 1)
-            };
-            match slot.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) => return,
-                Err(actual) => current = actual,
+    /// Records an original request (not a retry). Lock-free; reads the clock once in 64.
+    pub(crate) fn deposit(&self) {
+        self.deposit_with(Instant::now);
+    }
+
+    /// [`deposit`](Self::deposit) with the clock passed in (it is called once in 64).
+    pub(crate) fn deposit_with(&self, clock: impl FnOnce() -> Instant) {
+        let before = self.requests.fetch_add(1, Ordering::Relaxed);
+        if before % MARK_EVERY == 0 && !self.config.unlimited {
+            if let Ok(mut ledger) = self.ledger.try_lock() {
+                // "At this moment the count was `before`": this request counts as after it.
+                let slot = self.slot(clock());
+                ledger.mark(slot, before);
+                // Keep the ledger bounded while no retry prunes it.
+                ledger.prune(slot.saturating_sub(self.window_slots - 1));
             }
         }
     }
 
-    fn sum(slots: &[AtomicU64; SLOTS], epoch: u32) -> u64 {
-        let oldest = epoch.saturating_sub(SLOTS as u32 - 1);
-        slots
-            .iter()
-            .map(|s| unpack(s.load(Ordering::Acquire)))
-            .filter(|&(e, _)| e >= oldest && e != 0)
-            .map(|(_, c)| u64::from(c))
-            .sum()
-    }
-
-    /// Records an original request (not a retry).
-    pub(crate) fn deposit(&self, now: Instant) {
-        if !self.config.unlimited {
-            Self::add(&self.deposits, self.epoch(now));
-        }
+    /// Original requests since the budget was created.
+    pub(crate) fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
     }
 
     /// Spends one retry if the budget allows it.
@@ -184,19 +213,32 @@ impl BudgetState {
         if self.config.unlimited {
             return true;
         }
-        let epoch = self.epoch(now);
-        if self.available(epoch) < 1.0 {
+        let slot = self.slot(now);
+        let mut ledger = self
+            .ledger
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.available(&mut ledger, slot) < 1.0 {
             return false;
         }
-        Self::add(&self.withdrawals, epoch);
+        match ledger.withdrawals.back_mut() {
+            Some((s, count)) if *s == slot => *count += 1,
+            _ => ledger.withdrawals.push_back((slot, 1)),
+        }
         true
     }
 
-    /// Retries that may still be spent now.
-    fn available(&self, epoch: u32) -> f64 {
-        let deposits = Self::sum(&self.deposits, epoch) as f64;
-        let withdrawals = Self::sum(&self.withdrawals, epoch) as f64;
-        self.reserve as f64 + deposits * self.config.ratio - withdrawals
+    /// Retries that may be spent at `slot`.
+    fn available(&self, ledger: &mut Ledger, slot: u64) -> f64 {
+        let requests = self.requests.load(Ordering::Relaxed);
+        ledger.mark(slot, requests);
+        let first = slot.saturating_sub(self.window_slots - 1);
+        ledger.prune(first);
+        // Count from the oldest mark inside the window (there is one: the mark just made).
+        let base = ledger.marks.front().map_or(requests, |&(_, seen)| seen);
+        let deposits = requests.saturating_sub(base) as f64;
+        let withdrawals: u64 = ledger.withdrawals.iter().map(|&(_, c)| c).sum();
+        self.reserve + deposits * self.config.ratio - withdrawals as f64
     }
 
     /// Retries that may still be spent at `now` (for stats).
@@ -204,7 +246,11 @@ impl BudgetState {
         if self.config.unlimited {
             return f64::INFINITY;
         }
-        self.available(self.epoch(now)).max(0.0)
+        let mut ledger = self
+            .ledger
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.available(&mut ledger, self.slot(now)).max(0.0)
     }
 }
 
@@ -230,7 +276,7 @@ mod tests {
     fn storm_of_failures_is_bounded() {
         let (b, now) = budget(10, 10, 0.2);
         for _ in 0..1000 {
-            b.deposit(now);
+            b.deposit_with(|| now);
         }
         let granted = (0..3000).filter(|_| b.try_withdraw(now)).count();
         assert_eq!(granted, 300, "20 % of 1000 plus 10/s over 10 s");
@@ -240,11 +286,21 @@ mod tests {
     fn deposits_expire_after_the_window() {
         let (b, now) = budget(10, 0, 1.0);
         for _ in 0..5 {
-            b.deposit(now);
+            b.deposit_with(|| now);
         }
         assert!(b.try_withdraw(now + Duration::from_secs(9)));
         assert!(!b.try_withdraw(now + Duration::from_secs(11)));
         assert_eq!(b.remaining(now + Duration::from_secs(11)), 0.0);
+    }
+
+    #[test]
+    fn the_ledger_stays_bounded_without_retries() {
+        let (b, start) = budget(1, 0, 0.2);
+        for i in 0..100_000u64 {
+            b.deposit_with(|| start + Duration::from_millis(i));
+        }
+        let ledger = b.ledger.lock().unwrap();
+        assert!(ledger.marks.len() <= 20, "{} marks", ledger.marks.len());
     }
 
     #[test]
@@ -284,7 +340,7 @@ mod tests {
             for (is_deposit, advance_ms) in events {
                 now += Duration::from_millis(advance_ms);
                 if is_deposit {
-                    b.deposit(now);
+                    b.deposit_with(|| now);
                     log.push((now, true));
                 } else if b.try_withdraw(now) {
                     log.push((now, false));

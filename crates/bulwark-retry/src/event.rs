@@ -7,6 +7,9 @@ use std::{
 };
 
 use bulwark_http::Class;
+use tokio::time::Instant;
+
+use crate::budget::BudgetState;
 
 /// One retry about to happen, passed to [`RetryLayer::on_retry`](crate::RetryLayer::on_retry).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +65,8 @@ impl fmt::Display for GiveUp {
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 #[non_exhaustive]
 pub struct RetryStats {
-    /// Calls made to the inner service, first attempts and retries.
+    /// Calls made to the inner service, first attempts and retries (since the layer's budget
+    /// was set).
     pub attempts: u64,
     /// Retries made.
     pub retries: u64,
@@ -76,7 +80,6 @@ pub struct RetryStats {
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) attempts: AtomicU64,
     pub(crate) retries: AtomicU64,
     pub(crate) budget_exhausted: AtomicU64,
     pub(crate) gave_up: AtomicU64,
@@ -87,13 +90,15 @@ impl Counters {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot(&self, budget_remaining: f64) -> RetryStats {
+    /// Requests are counted once, by the budget's deposit (one `fetch_add` per request).
+    pub(crate) fn snapshot(&self, budget: &BudgetState) -> RetryStats {
+        let retries = self.retries.load(Ordering::Relaxed);
         RetryStats {
-            attempts: self.attempts.load(Ordering::Relaxed),
-            retries: self.retries.load(Ordering::Relaxed),
+            attempts: budget.requests() + retries,
+            retries,
             budget_exhausted: self.budget_exhausted.load(Ordering::Relaxed),
             gave_up: self.gave_up.load(Ordering::Relaxed),
-            budget_remaining,
+            budget_remaining: budget.remaining(Instant::now()),
         }
     }
 }

@@ -223,9 +223,6 @@ where
                     let Some(request) = request else {
                         unreachable!("a retry is only scheduled while the request is kept")
                     };
-                    Counters::bump(&this.policy.counters.attempts);
-                    #[cfg(feature = "metrics")]
-                    metrics::counter!("bulwark_retry_attempts_total").increment(1);
                     let future = this.service.call(request);
                     this.state.set(State::Attempt { future });
                 }

@@ -158,8 +158,7 @@ impl<C> RetryLayer<C> {
     /// A snapshot of the counters shared by every service this layer made.
     #[must_use]
     pub fn stats(&self) -> RetryStats {
-        self.counters
-            .snapshot(self.budget.remaining(Instant::now()))
+        self.counters.snapshot(&self.budget)
     }
 }
 

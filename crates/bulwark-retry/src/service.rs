@@ -12,12 +12,7 @@ use tokio::time::Instant;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{
-    event::{Counters, RetryStats},
-    future::ResponseFuture,
-    layer::Policy,
-    RetryLayer,
-};
+use crate::{event::RetryStats, future::ResponseFuture, layer::Policy, RetryLayer};
 
 /// Retries a request while its attempts are classified as retryable.
 ///
@@ -57,9 +52,7 @@ impl<S, C> Retry<S, C> {
     /// A snapshot of the counters shared with the layer and its other services.
     #[must_use]
     pub fn stats(&self) -> RetryStats {
-        self.policy
-            .counters
-            .snapshot(self.policy.budget.remaining(Instant::now()))
+        self.policy.counters.snapshot(&self.policy.budget)
     }
 }
 
@@ -98,9 +91,10 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let policy = Arc::clone(&self.policy);
-        let now = Instant::now();
-        policy.budget.deposit(now);
-        Counters::bump(&policy.counters.attempts);
+        // One relaxed `fetch_add`: also the layer's request count.
+        policy.budget.deposit();
+        #[cfg(feature = "metrics")]
+        metrics::counter!("bulwark_retry_requests_total").increment(1);
         let template = (policy.max_retries > 0).then(|| req.clone());
         // Idempotency only matters after a `Transient` failure: while a copy of the request is
         // kept, the future decides it then, from the copy, so a success never pays for it.
@@ -111,7 +105,7 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let future = inner.call(req);
-        let deadline = policy.total_timeout.map(|t| now + t);
+        let deadline = policy.total_timeout.map(|t| Instant::now() + t);
         ResponseFuture::new(future, inner, template, policy, idempotent, deadline)
     }
 }
