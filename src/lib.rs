@@ -9,8 +9,11 @@
 //!   exponential backoff, `Retry-After`, a retry budget, idempotency-aware
 //!   ([`bulwark_retry`], feature `retry`, on by default).
 //!
-//! The circuit-breaker, token-bucket and stale-cache layers and the Notion preset are added as
-//! their crates land.
+//! * [`breaker`] — `CircuitBreakerLayer`: closed / open / half-open, lock-free when closed
+//!   ([`bulwark_breaker`], feature `breaker`, on by default).
+//!
+//! The token-bucket and stale-cache layers and the Notion preset are added as their crates
+//! land.
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -18,3 +21,7 @@ pub use bulwark_http as http;
 #[cfg(feature = "retry")]
 #[cfg_attr(docsrs, doc(cfg(feature = "retry")))]
 pub use bulwark_retry as retry;
+
+#[cfg(feature = "breaker")]
+#[cfg_attr(docsrs, doc(cfg(feature = "breaker")))]
+pub use bulwark_breaker as breaker;

@@ -1,0 +1,269 @@
+//! [`CircuitBreakerLayer`] and [`CircuitBreakerBuilder`].
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use bulwark_http::{Classify, HttpClassifier, InvalidConfig};
+use tower_layer::Layer;
+
+use crate::{
+    handle::{BreakerHandle, Transition},
+    service::CircuitBreaker,
+    shared::{Config, Core, OnTransition},
+    window::Window,
+};
+
+/// A circuit breaker shared by every clone of this layer (see the [crate docs](crate)).
+///
+/// # Clone
+/// The breaker's state lives in an `Arc` owned by the layer: every service the layer makes,
+/// and every clone of those, shares one breaker. Build a second layer for a second upstream.
+#[must_use]
+pub struct CircuitBreakerLayer<C = HttpClassifier> {
+    core: Arc<Core>,
+    classify: C,
+}
+
+impl CircuitBreakerLayer {
+    /// A breaker with the defaults listed on each [`CircuitBreakerBuilder`] setter.
+    pub fn new() -> Self {
+        Self::builder()
+            .build()
+            .unwrap_or_else(|_| unreachable!("the defaults are valid"))
+    }
+
+    /// A builder starting from the defaults.
+    pub fn builder() -> CircuitBreakerBuilder {
+        CircuitBreakerBuilder {
+            config: Config {
+                failure_ratio: 0.5,
+                minimum_calls: 20,
+                window: Window::time(Duration::from_secs(30)),
+                consecutive_failures: 5,
+                slow_call: None,
+                break_duration: Duration::from_secs(30),
+                max_break_duration: Duration::from_secs(300),
+                half_open_calls: 1,
+                count_throttled: false,
+            },
+            half_open_calls: 1,
+            classify: HttpClassifier,
+            on_transition: None,
+        }
+    }
+}
+
+impl Default for CircuitBreakerLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<C> CircuitBreakerLayer<C> {
+    /// The breaker's state, controls and metrics.
+    #[must_use]
+    pub fn handle(&self) -> BreakerHandle {
+        BreakerHandle {
+            core: Arc::clone(&self.core),
+        }
+    }
+}
+
+impl<C: Clone> Clone for CircuitBreakerLayer<C> {
+    fn clone(&self) -> Self {
+        Self {
+            core: Arc::clone(&self.core),
+            classify: self.classify.clone(),
+        }
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for CircuitBreakerLayer<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreakerLayer")
+            .field("breaker", &self.core)
+            .field("classify", &self.classify)
+            .finish()
+    }
+}
+
+impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C> {
+    type Service = CircuitBreaker<S, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CircuitBreaker::from_parts(inner, Arc::clone(&self.core), self.classify.clone())
+    }
+}
+
+/// Settings of a [`CircuitBreakerLayer`], validated by [`build`](Self::build).
+#[must_use]
+pub struct CircuitBreakerBuilder<C = HttpClassifier> {
+    config: Config,
+    /// Kept wide so `build` can reject values that do not fit the packed state.
+    half_open_calls: u32,
+    classify: C,
+    on_transition: Option<OnTransition>,
+}
+
+impl<C: fmt::Debug> fmt::Debug for CircuitBreakerBuilder<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreakerBuilder")
+            .field("config", &self.config)
+            .field("classify", &self.classify)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C> CircuitBreakerBuilder<C> {
+    /// Opens when the share of failures among the window's calls is at least this (once
+    /// [`minimum_calls`](Self::minimum_calls) calls were seen). Defaults to 0.5.
+    pub fn failure_ratio(mut self, ratio: f64) -> Self {
+        self.config.failure_ratio = ratio;
+        self
+    }
+
+    /// No ratio decision below this many calls in the window. Defaults to 20.
+    pub fn minimum_calls(mut self, calls: u32) -> Self {
+        self.config.minimum_calls = calls;
+        self
+    }
+
+    /// The window the ratios are computed over. Defaults to `Window::time(30 s)` (ten buckets).
+    pub fn window(mut self, window: Window) -> Self {
+        self.config.window = window;
+        self
+    }
+
+    /// Opens on this many failures in a row, whatever the window says; 0 turns it off.
+    /// Defaults to 5.
+    pub fn consecutive_failures(mut self, failures: u32) -> Self {
+        self.config.consecutive_failures = failures;
+        self
+    }
+
+    /// A call taking at least `threshold` is slow; opens when the share of slow calls in the
+    /// window is at least `ratio`. A slow half-open probe counts as failed. Defaults to off.
+    pub fn slow_call(mut self, threshold: Duration, ratio: f64) -> Self {
+        self.config.slow_call = Some((threshold, ratio));
+        self
+    }
+
+    /// How long the circuit stays open before probing. Defaults to 30 s.
+    pub fn break_duration(mut self, duration: Duration) -> Self {
+        self.config.break_duration = duration;
+        self
+    }
+
+    /// Each failed half-open doubles the next break, up to this. Defaults to 5 minutes.
+    pub fn max_break_duration(mut self, duration: Duration) -> Self {
+        self.config.max_break_duration = duration;
+        self
+    }
+
+    /// How many probes a half-open circuit lets through; all must succeed to close it.
+    /// Defaults to 1.
+    pub fn half_open_calls(mut self, calls: u32) -> Self {
+        self.half_open_calls = calls;
+        self
+    }
+
+    /// Counts `Throttled` (429, 529) as failures. Defaults to `false`: a 429 is back-pressure,
+    /// not ill health.
+    pub fn count_throttled(mut self, count: bool) -> Self {
+        self.config.count_throttled = count;
+        self
+    }
+
+    /// Classifies outcomes with `classify`. Defaults to [`HttpClassifier`].
+    pub fn classify<C2: Classify>(self, classify: C2) -> CircuitBreakerBuilder<C2> {
+        CircuitBreakerBuilder {
+            config: self.config,
+            half_open_calls: self.half_open_calls,
+            classify,
+            on_transition: self.on_transition,
+        }
+    }
+
+    /// Calls `f` on every state change. Defaults to none (a `tracing` event is always emitted).
+    pub fn on_transition<F>(mut self, f: F) -> Self
+    where
+        F: Fn(&Transition) + Send + Sync + 'static,
+    {
+        self.on_transition = Some(Box::new(f));
+        self
+    }
+
+    /// Validates the settings and builds the layer.
+    ///
+    /// # Errors
+    /// [`InvalidConfig`] naming the setting when:
+    /// - `failure_ratio` is not in `(0, 1]`;
+    /// - `minimum_calls` is 0;
+    /// - the window is a count of 0 or over 1 000 000, or a duration under 10 ms;
+    /// - `slow_call` has a zero threshold or a ratio not in `(0, 1]`;
+    /// - `break_duration` is zero or `max_break_duration` is shorter than it;
+    /// - `half_open_calls` is 0 or over 65 535.
+    pub fn build(self) -> Result<CircuitBreakerLayer<C>, InvalidConfig> {
+        let mut config = self.config;
+        let ratio_ok = |r: f64| r.is_finite() && r > 0.0 && r <= 1.0;
+        if !ratio_ok(config.failure_ratio) {
+            return Err(InvalidConfig::new(
+                "failure_ratio",
+                format!("{} is not in (0, 1]", config.failure_ratio),
+            ));
+        }
+        if config.minimum_calls == 0 {
+            return Err(InvalidConfig::new("minimum_calls", "must be at least 1"));
+        }
+        match (config.window.size(), config.window.duration()) {
+            (Some(n), _) if n == 0 || n > 1_000_000 => {
+                return Err(InvalidConfig::new(
+                    "window",
+                    format!("a count of {n} is not in 1..=1000000"),
+                ));
+            }
+            (_, Some(d)) if d < Duration::from_millis(10) => {
+                return Err(InvalidConfig::new(
+                    "window",
+                    format!("{d:?} is shorter than 10ms"),
+                ));
+            }
+            _ => {}
+        }
+        if let Some((threshold, ratio)) = config.slow_call {
+            if threshold.is_zero() || !ratio_ok(ratio) {
+                return Err(InvalidConfig::new(
+                    "slow_call",
+                    format!("threshold {threshold:?} must be > 0 and ratio {ratio} in (0, 1]"),
+                ));
+            }
+        }
+        if config.break_duration.is_zero() {
+            return Err(InvalidConfig::new(
+                "break_duration",
+                "must be longer than zero",
+            ));
+        }
+        if config.max_break_duration < config.break_duration {
+            return Err(InvalidConfig::new(
+                "max_break_duration",
+                format!(
+                    "{:?} is shorter than break_duration {:?}",
+                    config.max_break_duration, config.break_duration
+                ),
+            ));
+        }
+        config.half_open_calls = match u16::try_from(self.half_open_calls) {
+            Ok(n) if n > 0 => n,
+            _ => {
+                return Err(InvalidConfig::new(
+                    "half_open_calls",
+                    format!("{} is not in 1..=65535", self.half_open_calls),
+                ));
+            }
+        };
+        Ok(CircuitBreakerLayer {
+            core: Arc::new(Core::new(config, self.on_transition)),
+            classify: self.classify,
+        })
+    }
+}
