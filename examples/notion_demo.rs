@@ -13,7 +13,8 @@ use std::{
 };
 
 use bulwark::{
-    http::{BoxError, Class, Classify, HttpClassifier},
+    breaker::{BreakerState, CircuitBreakerLayer},
+    http::{BoxError, CircuitOpen, Class, Classify, HttpClassifier},
     retry::{RetryEvent, RetryLayer},
 };
 use bulwark_testkit::{FakeNotion, Fault, Matcher};
@@ -83,6 +84,7 @@ async fn main() -> Result<(), BoxError> {
     println!("bulwark notion_demo: FakeNotion at {}", fake.url());
     classification(&fake).await?;
     retries(&fake).await?;
+    outage(&fake).await?;
     fake.shutdown().await;
     Ok(())
 }
@@ -450,6 +452,101 @@ async fn retries(fake: &FakeNotion) -> Result<(), BoxError> {
     );
     Ok(())
 }
+/// Part 3: a 4 s outage behind `CircuitBreakerLayer`: it opens, fails fast, probes, closes.
+async fn outage(fake: &FakeNotion) -> Result<(), BoxError> {
+    let base = fake.url();
+    let start = tokio::time::Instant::now();
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let transitions = Arc::clone(&log);
+    let breaker = CircuitBreakerLayer::builder()
+        .consecutive_failures(3)
+        .break_duration(Duration::from_secs(1))
+        .on_transition(move |t| {
+            transitions.lock().expect("not poisoned").push(format!(
+                "breaker {} -> {}{}",
+                t.from.as_str(),
+                t.to.as_str(),
+                match t.to {
+                    BreakerState::Open { retry_after } =>
+                        format!(" for {} ms", retry_after.as_millis()),
+                    _ => String::new(),
+                }
+            ));
+        })
+        .build()?;
+    let svc = breaker.layer(client());
+    println!("\n## 3. A 4 s outage behind CircuitBreakerLayer (3 failures in a row open it, 1 s break, doubling)\n");
+    println!("{:>6}  {:<22} {:<40} breaker", "t", "event", "outcome");
+    println!("{}", "-".repeat(96));
+    let received_before = fake.requests().len();
+    let mut reached_during_outage = 0;
+    let mut rejected = 0;
+    for tick in 0..30u32 {
+        let at = Duration::from_millis(u64::from(tick) * 350);
+        tokio::time::sleep_until(start + at).await;
+        let event = match tick {
+            4 => {
+                fake.faults().outage(true);
+                "outage starts"
+            }
+            16 => {
+                fake.faults().outage(false);
+                "outage ends"
+            }
+            _ => "",
+        };
+        let before = fake.requests().len();
+        let result = svc
+            .clone()
+            .oneshot(request(
+                &base,
+                Method::GET,
+                "/v1/users/me",
+                None,
+                Some(TOKEN),
+            ))
+            .await;
+        let reached = fake.requests().len() > before;
+        let outcome = match result {
+            Ok(res) => format!("{} (reached FakeNotion)", res.status().as_u16()),
+            Err(err) => match err.downcast_ref::<CircuitOpen>() {
+                Some(open) => {
+                    rejected += 1;
+                    format!(
+                        "rejected locally, retry after {} ms",
+                        open.retry_after.as_millis()
+                    )
+                }
+                None => format!("error: {}", short_error(&err)),
+            },
+        };
+        if fake.faults().is_outage() && reached {
+            reached_during_outage += 1;
+        }
+        let changes: Vec<String> = log.lock().expect("not poisoned").drain(..).collect();
+        println!(
+            "{:>5.2}s  {:<22} {:<40} {}",
+            at.as_secs_f64(),
+            event,
+            outcome,
+            if changes.is_empty() {
+                breaker.handle().state().as_str().to_owned()
+            } else {
+                changes.join("; ")
+            }
+        );
+    }
+    let metrics = breaker.handle().metrics();
+    println!(
+        "\nDuring the outage FakeNotion received {reached_during_outage} of the requests sent; {rejected} were refused locally \
+         without touching it. Breaker: opened {} times, final state {}. FakeNotion received {} requests in part 3.",
+        metrics.opens,
+        metrics.state.as_str(),
+        fake.requests().len() - received_before
+    );
+    Ok(())
+}
+
 /// Truncates `text` to `width` characters, marking the cut.
 fn fit(text: &str, width: usize) -> String {
     if text.chars().count() <= width {

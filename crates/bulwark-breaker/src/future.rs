@@ -4,7 +4,6 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
-    sync::Arc,
     task::{ready, Context, Poll},
     time::Duration,
 };
@@ -14,11 +13,12 @@ use http::Response;
 use pin_project_lite::pin_project;
 use tokio::time::Instant;
 
-use crate::shared::{Admission, Core, Outcome};
+use crate::shared::{Admission, Lane, Outcome};
 
 /// An admitted call; gives a probe permit back if dropped before its outcome is known.
 pub(crate) struct Admitted {
-    pub(crate) core: Arc<Core>,
+    /// This thread's lane: keeps the core alive without writing its reference count.
+    pub(crate) core: Lane,
     pub(crate) admission: Admission,
     pub(crate) started: Option<Instant>,
 }

@@ -8,7 +8,7 @@ use tower_layer::Layer;
 use crate::{
     handle::{BreakerHandle, Transition},
     service::CircuitBreaker,
-    shared::{Config, Core, OnTransition},
+    shared::{Config, Core, OnTransition, Shared},
     window::Window,
 };
 
@@ -19,7 +19,7 @@ use crate::{
 /// and every clone of those, shares one breaker. Build a second layer for a second upstream.
 #[must_use]
 pub struct CircuitBreakerLayer<C = HttpClassifier> {
-    core: Arc<Core>,
+    shared: Arc<Shared>,
     classify: C,
 }
 
@@ -63,7 +63,7 @@ impl<C> CircuitBreakerLayer<C> {
     #[must_use]
     pub fn handle(&self) -> BreakerHandle {
         BreakerHandle {
-            core: Arc::clone(&self.core),
+            core: Arc::clone(&self.shared.core),
         }
     }
 }
@@ -71,7 +71,7 @@ impl<C> CircuitBreakerLayer<C> {
 impl<C: Clone> Clone for CircuitBreakerLayer<C> {
     fn clone(&self) -> Self {
         Self {
-            core: Arc::clone(&self.core),
+            shared: Arc::clone(&self.shared),
             classify: self.classify.clone(),
         }
     }
@@ -80,7 +80,7 @@ impl<C: Clone> Clone for CircuitBreakerLayer<C> {
 impl<C: fmt::Debug> fmt::Debug for CircuitBreakerLayer<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreakerLayer")
-            .field("breaker", &self.core)
+            .field("breaker", &self.shared.core)
             .field("classify", &self.classify)
             .finish()
     }
@@ -90,7 +90,7 @@ impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C> {
     type Service = CircuitBreaker<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CircuitBreaker::from_parts(inner, Arc::clone(&self.core), self.classify.clone())
+        CircuitBreaker::from_parts(inner, Arc::clone(&self.shared), self.classify.clone())
     }
 }
 
@@ -262,7 +262,7 @@ impl<C> CircuitBreakerBuilder<C> {
             }
         };
         Ok(CircuitBreakerLayer {
-            core: Arc::new(Core::new(config, self.on_transition)),
+            shared: Arc::new(Shared::new(Core::new(config, self.on_transition))),
             classify: self.classify,
         })
     }

@@ -25,8 +25,10 @@
 //!
 //! The closed path is atomics only: the state is one `AtomicU64` (kind, generation and
 //! open-until packed, so every transition is one compare-and-swap), time-window buckets are
-//! striped per thread, and no call takes a lock or allocates. [`BreakerHandle`] reads the
-//! state and metrics and offers `force_open`, `disable` and `reset`.
+//! striped per thread, and so is the reference each admitted call holds on the breaker (no
+//! shared reference count is written per call); no call takes a lock or allocates.
+//! [`BreakerHandle`] reads the state and metrics and offers `force_open`, `disable` and
+//! `reset`.
 //!
 //! ## How it differs from tower-resilience's and failsafe's breakers
 //! No mutex on the call path, `tokio::time` throughout (so paused-time tests work), a

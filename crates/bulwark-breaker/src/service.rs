@@ -14,7 +14,7 @@ use tower_service::Service;
 use crate::{
     future::{Admitted, ResponseFuture},
     handle::BreakerHandle,
-    shared::{Admission, Core},
+    shared::{Admission, Shared},
 };
 
 /// Fails fast with [`CircuitOpen`](bulwark_http::CircuitOpen) while the upstream is failing.
@@ -23,7 +23,7 @@ use crate::{
 /// response future, without calling the inner service.
 pub struct CircuitBreaker<S, C = HttpClassifier> {
     inner: S,
-    core: Arc<Core>,
+    shared: Arc<Shared>,
     classify: C,
 }
 
@@ -35,10 +35,10 @@ impl<S> CircuitBreaker<S> {
 }
 
 impl<S, C> CircuitBreaker<S, C> {
-    pub(crate) fn from_parts(inner: S, core: Arc<Core>, classify: C) -> Self {
+    pub(crate) fn from_parts(inner: S, shared: Arc<Shared>, classify: C) -> Self {
         Self {
             inner,
-            core,
+            shared,
             classify,
         }
     }
@@ -62,7 +62,7 @@ impl<S, C> CircuitBreaker<S, C> {
     #[must_use]
     pub fn handle(&self) -> BreakerHandle {
         BreakerHandle {
-            core: Arc::clone(&self.core),
+            core: Arc::clone(&self.shared.core),
         }
     }
 }
@@ -71,7 +71,7 @@ impl<S: Clone, C: Clone> Clone for CircuitBreaker<S, C> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            core: Arc::clone(&self.core),
+            shared: Arc::clone(&self.shared),
             classify: self.classify.clone(),
         }
     }
@@ -81,7 +81,7 @@ impl<S: fmt::Debug, C> fmt::Debug for CircuitBreaker<S, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreaker")
             .field("inner", &self.inner)
-            .field("breaker", &self.core)
+            .field("breaker", &self.shared.core)
             .finish_non_exhaustive()
     }
 }
@@ -101,18 +101,64 @@ where
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        let admission = self.core.admit();
+        let core = &self.shared.core;
+        let admission = core.admit();
         let admitted = match admission {
             Admission::Reject(retry_after) => {
                 return ResponseFuture::rejected(retry_after, self.classify.clone());
             }
             Admission::Pass => None,
             Admission::Closed(_) | Admission::Probe(_) => Some(Admitted {
-                core: Arc::clone(&self.core),
+                core: self.shared.lane(),
                 admission,
-                started: self.core.times_calls().then(Instant::now),
+                started: core.times_calls().then(Instant::now),
             }),
         };
         ResponseFuture::inner(self.inner.call(req), admitted, self.classify.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use http::{Request, Response};
+    use tower::{service_fn, Layer, Service};
+
+    use crate::CircuitBreakerLayer;
+
+    #[test]
+    fn a_call_outlives_its_layer_and_service() {
+        let layer = CircuitBreakerLayer::new();
+        let handle = layer.handle();
+        let mut svc = layer.layer(service_fn(|_req: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(()))
+        }));
+        let fut = svc.call(Request::new(()));
+        drop(svc);
+        drop(layer);
+        // The future's lane keeps the core alive: the outcome is still recorded.
+        let res = tokio_test::block_on(fut).expect("a 200");
+        assert_eq!(res.status(), 200);
+        assert_eq!(handle.metrics().calls, 1);
+    }
+
+    #[test]
+    fn calls_from_many_threads_share_one_breaker() {
+        let layer = CircuitBreakerLayer::new();
+        let svc = layer.layer(service_fn(|_req: Request<()>| async {
+            Ok::<_, Infallible>(Response::new(()))
+        }));
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                let mut svc = svc.clone();
+                scope.spawn(move || {
+                    for _ in 0..100 {
+                        tokio_test::block_on(svc.call(Request::new(()))).expect("a 200");
+                    }
+                });
+            }
+        });
+        assert_eq!(layer.handle().metrics().calls, 400);
     }
 }

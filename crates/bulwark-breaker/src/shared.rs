@@ -2,16 +2,20 @@
 
 use std::{
     fmt,
-    sync::atomic::{AtomicU32, AtomicU64, Ordering},
+    sync::{
+        atomic::{AtomicU32, AtomicU64, Ordering},
+        Arc,
+    },
     time::Duration,
 };
 
+use crossbeam_utils::CachePadded;
 use tokio::time::Instant;
 
 use crate::{
     handle::{BreakerMetrics, BreakerState, Transition},
     state::{Probes, Word, CLOSED, DISABLED, FORCED_OPEN, HALF_OPEN, OPEN},
-    window::{Window, WindowState},
+    window::{thread_stripe, Window, WindowState},
 };
 
 pub(crate) type OnTransition = Box<dyn Fn(&Transition) + Send + Sync>;
@@ -50,6 +54,37 @@ pub(crate) enum Outcome {
     Failure,
     /// Neither (throttled unless counted, rejected by an inner layer, a local error).
     Ignored,
+}
+
+/// A reference to the [`Core`] with a reference count of its own, on its own cache lines.
+pub(crate) type Lane = Arc<CachePadded<Arc<Core>>>;
+
+/// What the layer and its services share: the core, and one [`Lane`] per window stripe.
+///
+/// An admitted call's future must keep the core alive until its outcome is recorded, so it
+/// holds a reference. Cloning the core's own `Arc` on every call would make every thread
+/// write the same reference count, bouncing one cache line between cores on the closed path;
+/// a call takes its thread's lane instead, so threads on different stripes touch different
+/// counts.
+pub(crate) struct Shared {
+    pub(crate) core: Arc<Core>,
+    lanes: Box<[Lane]>,
+}
+
+impl Shared {
+    pub(crate) fn new(core: Core) -> Self {
+        let core = Arc::new(core);
+        let lanes = (0..core.window.stripes())
+            .map(|_| Arc::new(CachePadded::new(Arc::clone(&core))))
+            .collect();
+        Self { core, lanes }
+    }
+
+    /// A reference to the core for a call on this thread.
+    pub(crate) fn lane(&self) -> Lane {
+        // `lanes.len()` is the window's stripe count, a power of two.
+        Arc::clone(&self.lanes[thread_stripe() & (self.lanes.len() - 1)])
+    }
 }
 
 pub(crate) struct Core {
@@ -236,21 +271,23 @@ impl Core {
         outcome: Outcome,
         started: Option<Instant>,
     ) {
-        let now = Instant::now();
-        let slow = match (self.config.slow_call, started) {
-            (Some((threshold, _)), Some(started)) => {
+        // The clock only for what needs it (a time window, slow-call detection): a count
+        // window without slow calls records without reading it.
+        let now = (self.window.needs_time() || self.config.slow_call.is_some()).then(Instant::now);
+        let slow = match (self.config.slow_call, started, now) {
+            (Some((threshold, _)), Some(started), Some(now)) => {
                 now.saturating_duration_since(started) >= threshold
             }
             _ => false,
         };
         match admission {
             Admission::Closed(generation) => self.complete_closed(generation, outcome, slow, now),
-            Admission::Probe(generation) => self.complete_probe(generation, outcome, slow, now),
+            Admission::Probe(generation) => self.complete_probe(generation, outcome, slow),
             Admission::Pass | Admission::Reject(_) => {}
         }
     }
 
-    fn complete_closed(&self, generation: u16, outcome: Outcome, slow: bool, now: Instant) {
+    fn complete_closed(&self, generation: u16, outcome: Outcome, slow: bool, now: Option<Instant>) {
         if outcome == Outcome::Ignored {
             return;
         }
@@ -262,10 +299,11 @@ impl Core {
             self.window.count_metrics(failure, slow);
             return;
         }
-        let nanos = if self.window.needs_time() {
-            u64::try_from(self.elapsed(now).as_nanos()).unwrap_or(u64::MAX)
-        } else {
-            0
+        let nanos = match now {
+            Some(now) if self.window.needs_time() => {
+                u64::try_from(self.elapsed(now).as_nanos()).unwrap_or(u64::MAX)
+            }
+            _ => 0,
         };
         self.window.record(nanos, failure, slow);
         let config = &self.config;
@@ -294,7 +332,7 @@ impl Core {
         }
     }
 
-    fn complete_probe(&self, generation: u16, outcome: Outcome, slow: bool, _now: Instant) {
+    fn complete_probe(&self, generation: u16, outcome: Outcome, slow: bool) {
         let raw = self.state.load(Ordering::Acquire);
         let word = Word::decode(raw);
         let failure = outcome == Outcome::Failure || (outcome == Outcome::Success && slow);

@@ -106,7 +106,7 @@ thread_local! {
 }
 
 /// This thread's stripe number (assigned round-robin on first use).
-fn thread_stripe() -> usize {
+pub(crate) fn thread_stripe() -> usize {
     THREAD_STRIPE.with(|s| {
         let v = s.get();
         if v != usize::MAX {
@@ -163,6 +163,11 @@ impl WindowState {
             bucket_nanos,
             ring,
         }
+    }
+
+    /// Number of stripes (a power of two).
+    pub(crate) fn stripes(&self) -> usize {
+        self.stripes.len()
     }
 
     fn stripe(&self) -> &Stripe {
