@@ -12,8 +12,10 @@
 //! * [`breaker`] — `CircuitBreakerLayer`: closed / open / half-open, lock-free when closed
 //!   ([`bulwark_breaker`], feature `breaker`, on by default).
 //!
-//! The token-bucket and stale-cache layers and the Notion preset are added as their crates
-//! land.
+//! * [`bucket`] — `TokenBucketLayer`: exact, lock-free GCRA rate limiting, wait or reject,
+//!   keyed, paused by an upstream 429 ([`bulwark_bucket`], feature `bucket`, on by default).
+//!
+//! The stale-cache layer and the Notion preset are added as their crates land.
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -25,3 +27,7 @@ pub use bulwark_retry as retry;
 #[cfg(feature = "breaker")]
 #[cfg_attr(docsrs, doc(cfg(feature = "breaker")))]
 pub use bulwark_breaker as breaker;
+
+#[cfg(feature = "bucket")]
+#[cfg_attr(docsrs, doc(cfg(feature = "bucket")))]
+pub use bulwark_bucket as bucket;

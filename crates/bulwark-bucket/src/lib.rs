@@ -1,0 +1,66 @@
+//! Exact, lock-free token-bucket rate limiting for Tower: local, keyed, shared by clones.
+//!
+//! [`TokenBucketLayer::new(Rate::per_second(3))`](TokenBucketLayer::new) lets a burst of 3
+//! requests through, then one every third of a second. A request that would exceed the rate
+//! **waits** for its slot if it comes within [`max_wait`](TokenBucketLayer::max_wait)
+//! (client-side shaping: the upstream never sees the excess), or is **refused at once** with
+//! [`RateLimited { retry_after }`](bulwark_http::RateLimited) — `max_wait(Duration::ZERO)` is
+//! reject mode for servers, where [`RejectionResponseLayer`](bulwark_http::RejectionResponseLayer)
+//! turns the refusal into a 429 with `Retry-After` and `RateLimit` headers.
+//!
+//! * **GCRA in one `AtomicU64`**: the bucket is its theoretical arrival time, updated with one
+//!   compare-and-swap — no lock, no allocation, no background task. Over any interval of length
+//!   `t`, at most `burst + rate·t` requests are admitted.
+//! * **Fair waits**: a waiter reserves its slot when it arrives, so waiters are served in
+//!   arrival order; a dropped waiter gives its slot back when nobody reserved after it.
+//! * **Paused by the upstream**: a 429 with `Retry-After` pauses the bucket for everyone until
+//!   then ([`pause_on_retry_after`](TokenBucketLayer::pause_on_retry_after)), so no request is
+//!   sent into a known wall.
+//! * **Keyed**: [`keyed`](TokenBucketLayer::keyed) gives one bucket per key (a token hash, a
+//!   client IP) in a bounded map (`moka`) that drops idle keys first.
+//! * **Shared by clones**: the buckets live in an `Arc` owned by the layer. tower's
+//!   `RateLimit` keeps a fixed window per service instance, so every clone gets its own limit;
+//!   governor's waits use their own clock, not tokio's, so they cannot be tested with paused
+//!   time. This layer's time is `tokio::time` throughout.
+//!
+//! # Example
+//! ```
+//! use std::time::Duration;
+//! use bulwark_bucket::{Rate, TokenBucketLayer};
+//! use http::{Request, Response};
+//! use tower::{service_fn, Layer, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! # async fn main() {
+//! let layer = TokenBucketLayer::new(Rate::per_second(3)).max_wait(Duration::from_secs(5));
+//! let svc = layer.layer(service_fn(|_req: Request<()>| async {
+//!     Ok::<_, std::convert::Infallible>(Response::new(()))
+//! }));
+//! let start = tokio::time::Instant::now();
+//! for _ in 0..6 {
+//!     svc.clone().oneshot(Request::new(())).await.unwrap();
+//! }
+//! // 3 at once, then 3 more at 1/3 s intervals.
+//! assert_eq!(start.elapsed(), Duration::from_secs(1));
+//! assert_eq!(layer.stats().waited, 3);
+//! # }
+//! ```
+#![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod future;
+mod gcra;
+mod key;
+mod layer;
+mod rate;
+mod service;
+mod shared;
+mod stats;
+mod store;
+
+pub use bulwark_http::RateLimited;
+pub use key::{KeyExtractor, KeyedBy, Unkeyed};
+pub use layer::TokenBucketLayer;
+pub use rate::Rate;
+pub use service::TokenBucket;
+pub use stats::BucketStats;

@@ -1,0 +1,167 @@
+//! [`TokenBucket`], the service made by [`TokenBucketLayer`](crate::TokenBucketLayer).
+
+use std::{
+    fmt,
+    hash::Hash,
+    sync::{atomic::Ordering, Arc},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bulwark_http::{BoxError, Classify, RateLimited};
+use http::{Request, Response};
+use tower_service::Service;
+
+use crate::{
+    future::{Reservation, ResponseFuture},
+    key::{KeyExtractor, Unkeyed},
+    shared::{Mode, Shared},
+    stats::BucketStats,
+};
+
+/// Rate-limits calls to `inner` (see the [crate docs](crate)).
+pub struct TokenBucket<S, C, E = Unkeyed, K = ()> {
+    inner: S,
+    shared: Arc<Shared<K>>,
+    classify: C,
+    extractor: E,
+}
+
+impl<S, C, E, K> TokenBucket<S, C, E, K> {
+    pub(crate) fn from_parts(inner: S, shared: Arc<Shared<K>>, classify: C, extractor: E) -> Self {
+        Self {
+            inner,
+            shared,
+            classify,
+            extractor,
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, C, E, K: Hash + Eq + Send + Sync + 'static> TokenBucket<S, C, E, K> {
+    /// Counters shared with the layer and its other services.
+    #[must_use]
+    pub fn stats(&self) -> BucketStats {
+        self.shared.stats(self.shared.keys())
+    }
+}
+
+impl<S: Clone, C: Clone, E: Clone, K> Clone for TokenBucket<S, C, E, K> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+            classify: self.classify.clone(),
+            extractor: self.extractor.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, C, E, K> fmt::Debug for TokenBucket<S, C, E, K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenBucket")
+            .field("inner", &self.inner)
+            .field("bucket", &self.shared)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, C, E, K, B, ResB> Service<Request<B>> for TokenBucket<S, C, E, K>
+where
+    S: Service<Request<B>, Response = Response<ResB>> + Clone,
+    S::Error: Into<BoxError>,
+    C: Classify,
+    E: KeyExtractor<B, Key = K>,
+    K: Hash + Eq + Send + Sync + 'static,
+{
+    type Response = Response<ResB>;
+    type Error = BoxError;
+    type Future = ResponseFuture<S, B, C, K>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let shared = &self.shared;
+        let gcra = match shared.mode {
+            Mode::Limited(gcra) => gcra,
+            Mode::Unlimited => {
+                shared.counters.admitted.fetch_add(1, Ordering::Relaxed);
+                let future = self.inner.call(req);
+                return ResponseFuture::calling(
+                    future,
+                    None,
+                    Arc::clone(shared),
+                    self.classify.clone(),
+                );
+            }
+            Mode::Closed => {
+                shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                let rejection = RateLimited::new(Duration::MAX).with_policy(shared.policy());
+                return ResponseFuture::rejected(
+                    rejection,
+                    Arc::clone(shared),
+                    self.classify.clone(),
+                );
+            }
+        };
+        let bucket = shared.bucket(self.extractor.extract(&req));
+        let now = shared.now();
+        match bucket.acquire(&gcra, now, shared.max_wait) {
+            Err(wait) => {
+                shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                let retry_after = Duration::from_nanos(wait);
+                tracing::debug!(target: "bulwark_bucket", retry_after_ms = retry_after.as_millis() as u64, "rate limited");
+                #[cfg(feature = "metrics")]
+                metrics::counter!("bulwark_bucket_rejected_total").increment(1);
+                let rejection = RateLimited::new(retry_after).with_policy(shared.policy());
+                ResponseFuture::rejected(rejection, Arc::clone(shared), self.classify.clone())
+            }
+            Ok(grant) if grant.wait == 0 => {
+                shared.counters.admitted.fetch_add(1, Ordering::Relaxed);
+                let future = self.inner.call(req);
+                ResponseFuture::calling(
+                    future,
+                    Some(bucket),
+                    Arc::clone(shared),
+                    self.classify.clone(),
+                )
+            }
+            Ok(grant) => {
+                shared.counters.waited.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(target: "bulwark_bucket", wait_ms = grant.wait / 1_000_000, "waiting for a token");
+                #[cfg(feature = "metrics")]
+                metrics::counter!("bulwark_bucket_waited_total").increment(1);
+                // The readied service goes into the future; a clone stays behind.
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                let until = shared.instant_at(now.saturating_add(grant.wait));
+                let reservation = Reservation::new(bucket, grant, gcra);
+                ResponseFuture::waiting(
+                    until,
+                    req,
+                    inner,
+                    reservation,
+                    Arc::clone(shared),
+                    self.classify.clone(),
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Where buckets live: one local bucket, or one per key in a bounded map.
+
+use std::{
+    hash::Hash,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use crate::gcra::Gcra;
+
+/// One bucket: its theoretical arrival time, in nanoseconds since the layer was created.
+#[derive(Debug, Default)]
+pub(crate) struct LocalBucket {
+    tat: AtomicU64,
+}
+
+/// A successful acquisition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Grant {
+    /// Nanoseconds to wait before sending.
+    pub(crate) wait: u64,
+    /// The TAT this grant moved the bucket to (to give the slot back if the waiter leaves).
+    pub(crate) tat: u64,
+}
+
+impl LocalBucket {
+    /// Takes a token now, or reserves the next slot if it comes within `max_wait`; otherwise
+    /// `Err(wait)` and nothing is reserved.
+    pub(crate) fn acquire(&self, gcra: &Gcra, now: u64, max_wait: u64) -> Result<Grant, u64> {
+        let mut tat = self.tat.load(Ordering::Acquire);
+        loop {
+            let decision = gcra.decide(tat, now);
+            if decision.wait > max_wait {
+                return Err(decision.wait);
+            }
+            match self.tat.compare_exchange_weak(
+                tat,
+                decision.new_tat,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    return Ok(Grant {
+                        wait: decision.wait,
+                        tat: decision.new_tat,
+                    })
+                }
+                Err(actual) => tat = actual,
+            }
+        }
+    }
+
+    /// Gives a reserved slot back, if nobody reserved after it (otherwise the slot simply
+    /// passes unused: the TAT is a time, so nothing is lost for good).
+    pub(crate) fn give_back(&self, gcra: &Gcra, grant: Grant) -> bool {
+        self.tat
+            .compare_exchange(
+                grant.tat,
+                grant.tat.saturating_sub(gcra.interval),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok()
+    }
+
+    /// Lets nothing through before `until` (nanoseconds since creation).
+    pub(crate) fn pause(&self, gcra: &Gcra, until: u64) {
+        self.tat
+            .fetch_max(gcra.paused_until(until), Ordering::AcqRel);
+    }
+
+    pub(crate) fn tat(&self) -> u64 {
+        self.tat.load(Ordering::Acquire)
+    }
+}
+
+/// One bucket per key, at most `max_keys` of them; idle keys are evicted first.
+pub(crate) struct KeyedBuckets<K> {
+    cache: moka::sync::Cache<K, Arc<LocalBucket>>,
+}
+
+impl<K> std::fmt::Debug for KeyedBuckets<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyedBuckets")
+            .field("keys", &self.cache.entry_count())
+            .finish()
+    }
+}
+
+impl<K> KeyedBuckets<K>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+{
+    /// `idle`: how long a key may go unused before it is dropped (its bucket is full again by
+    /// then, so forgetting it changes nothing).
+    pub(crate) fn new(max_keys: u64, idle: Duration) -> Self {
+        Self {
+            cache: moka::sync::Cache::builder()
+                .max_capacity(max_keys)
+                .time_to_idle(idle)
+                .build(),
+        }
+    }
+
+    pub(crate) fn get(&self, key: K) -> Arc<LocalBucket> {
+        self.cache
+            .get_with(key, || Arc::new(LocalBucket::default()))
+    }
+
+    /// Keys held (after pending evictions run).
+    pub(crate) fn len(&self) -> u64 {
+        self.cache.run_pending_tasks();
+        self.cache.entry_count()
+    }
+}
