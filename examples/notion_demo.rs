@@ -14,6 +14,7 @@ use std::{
 
 use bulwark::{
     breaker::{BreakerState, CircuitBreakerLayer},
+    bucket::{Rate, TokenBucketLayer},
     http::{BoxError, CircuitOpen, Class, Classify, HttpClassifier},
     retry::{RetryEvent, RetryLayer},
 };
@@ -85,6 +86,7 @@ async fn main() -> Result<(), BoxError> {
     classification(&fake).await?;
     retries(&fake).await?;
     outage(&fake).await?;
+    rate_limit(&fake).await?;
     fake.shutdown().await;
     Ok(())
 }
@@ -543,6 +545,58 @@ async fn outage(fake: &FakeNotion) -> Result<(), BoxError> {
         metrics.opens,
         metrics.state.as_str(),
         fake.requests().len() - received_before
+    );
+    Ok(())
+}
+
+/// Part 4: a burst of reads against FakeNotion's 3 requests/second, without and with
+/// `TokenBucketLayer`.
+async fn rate_limit(fake: &FakeNotion) -> Result<(), BoxError> {
+    let base = fake.url();
+    println!("\n## 4. 12 reads at once against FakeNotion's 3 requests/second, without and with TokenBucketLayer(3/s)\n");
+    let burst = |svc: HttpService| {
+        let base = base.clone();
+        async move {
+            let start = tokio::time::Instant::now();
+            let calls: Vec<_> = (0..12)
+                .map(|_| {
+                    let req = request(&base, Method::GET, "/v1/users/me", None, Some(TOKEN));
+                    tokio::spawn(svc.clone().oneshot(req))
+                })
+                .collect();
+            let mut statuses = Vec::new();
+            for call in calls {
+                statuses.push(match call.await {
+                    Ok(Ok(res)) => res.status().as_u16(),
+                    _ => 0,
+                });
+            }
+            (statuses, start.elapsed())
+        }
+    };
+    // Let FakeNotion's bucket refill after the earlier parts.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (bare, bare_time) = burst(client()).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let layer = TokenBucketLayer::new(Rate::per_second(3));
+    let limited: HttpService = ServiceBuilder::new()
+        .layer(layer.clone())
+        .service(client())
+        .boxed_clone();
+    let (shaped, shaped_time) = burst(limited).await;
+    let count = |v: &[u16], s: u16| v.iter().filter(|x| **x == s).count();
+    println!(
+        "without the bucket: {:>2} × 200, {:>2} × 429 rate_limited   in {:.2}s",
+        count(&bare, 200),
+        count(&bare, 429),
+        bare_time.as_secs_f64()
+    );
+    println!(
+        "with the bucket:    {:>2} × 200, {:>2} × 429 rate_limited   in {:.2}s ({} waited for their token, in arrival order)",
+        count(&shaped, 200),
+        count(&shaped, 429),
+        shaped_time.as_secs_f64(),
+        layer.stats().waited
     );
     Ok(())
 }
