@@ -15,7 +15,11 @@
 //! * [`bucket`] — `TokenBucketLayer`: exact, lock-free GCRA rate limiting, wait or reject,
 //!   keyed, paused by an upstream 429 ([`bulwark_bucket`], feature `bucket`, on by default).
 //!
-//! The stale-cache layer and the Notion preset are added as their crates land.
+//! * [`cache`] — `StaleCacheLayer`: the last good answer, marked stale, when the upstream
+//!   fails (RFC 5861), never another caller's ([`bulwark_cache`], feature `cache`, on by
+//!   default).
+//!
+//! The Notion preset is added when its crate lands.
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -31,3 +35,7 @@ pub use bulwark_breaker as breaker;
 #[cfg(feature = "bucket")]
 #[cfg_attr(docsrs, doc(cfg(feature = "bucket")))]
 pub use bulwark_bucket as bucket;
+
+#[cfg(feature = "cache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
+pub use bulwark_cache as cache;

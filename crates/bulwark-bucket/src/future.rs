@@ -17,8 +17,14 @@ use tower_service::Service;
 
 use crate::{
     gcra::Gcra,
+    remote::{self, Acquiring, Pausing, Remote},
     shared::{Mode, Shared},
     store::{Grant, LocalBucket},
+};
+#[cfg(feature = "redis")]
+use crate::{
+    redis_store::{Answer, Pending},
+    remote::{Asking, Exclusive, PausingUpstream, RemoteSlot},
 };
 
 /// A reserved slot: given back if the waiter leaves before using it.
@@ -59,6 +65,8 @@ pin_project! {
         #[pin]
         state: State<S, B>,
         bucket: Option<Arc<LocalBucket>>,
+        // The Redis bucket the slot came from, if it did.
+        remote: Remote,
         shared: Arc<Shared<K>>,
         classify: C,
     }
@@ -71,14 +79,25 @@ pin_project! {
         S: Service<Request<B>>,
     {
         Rejected { rejection: Option<RateLimited> },
-        Waiting {
-            #[pin]
-            sleep: Sleep,
-            request: Option<Request<B>>,
-            inner: Option<S>,
-            reservation: Option<Reservation>,
-        },
+        // Asking Redis for a slot (only with a `RedisStore`).
+        Acquiring { acquiring: Acquiring<S, B> },
+        // Boxed: the sleep and the request are hundreds of bytes, and every admitted call
+        // would move them around with the future; waiting is the slow path anyway.
+        Waiting { waiting: Pin<Box<Waiting<S, B>>> },
         Calling { #[pin] future: S::Future },
+        // Writing an upstream pause to Redis (only with a `RedisStore`).
+        Pausing { pausing: Pausing<S::Response> },
+    }
+}
+
+pin_project! {
+    #[project = WaitingProj]
+    struct Waiting<S, B> {
+        #[pin]
+        sleep: Sleep,
+        request: Option<Request<B>>,
+        inner: Option<S>,
+        reservation: Option<Reservation>,
     }
 }
 
@@ -101,6 +120,7 @@ where
                 rejection: Some(rejection),
             },
             bucket: None,
+            remote: Remote::default(),
             shared,
             classify,
         }
@@ -115,6 +135,7 @@ where
         Self {
             state: State::Calling { future },
             bucket,
+            remote: Remote::default(),
             shared,
             classify,
         }
@@ -131,12 +152,41 @@ where
         let bucket = Some(Arc::clone(&reservation.bucket));
         Self {
             state: State::Waiting {
-                sleep: tokio::time::sleep_until(until),
-                request: Some(request),
-                inner: Some(inner),
-                reservation: Some(reservation),
+                waiting: Box::pin(Waiting {
+                    sleep: tokio::time::sleep_until(until),
+                    request: Some(request),
+                    inner: Some(inner),
+                    reservation: Some(reservation),
+                }),
             },
             bucket,
+            remote: Remote::default(),
+            shared,
+            classify,
+        }
+    }
+
+    #[cfg(feature = "redis")]
+    pub(crate) fn acquiring(
+        future: Pending<Answer>,
+        name: Arc<str>,
+        request: Request<B>,
+        inner: S,
+        bucket: Arc<LocalBucket>,
+        shared: Arc<Shared<K>>,
+        classify: C,
+    ) -> Self {
+        Self {
+            state: State::Acquiring {
+                acquiring: Box::new(Asking {
+                    future: Exclusive::new(future),
+                    name,
+                    request: Some(request),
+                    inner: Some(inner),
+                }),
+            },
+            bucket: Some(bucket),
+            remote: None,
             shared,
             classify,
         }
@@ -161,12 +211,78 @@ where
                         None => "polled after completion".into(),
                     }));
                 }
-                StateProj::Waiting {
-                    sleep,
-                    request,
-                    inner,
-                    reservation,
-                } => {
+                StateProj::Acquiring { acquiring } => {
+                    #[cfg(not(feature = "redis"))]
+                    match acquiring.never {}
+                    #[cfg(feature = "redis")]
+                    {
+                        let answer = ready!(acquiring.future.poll(cx));
+                        let (Some(request), Some(inner)) =
+                            (acquiring.request.take(), acquiring.inner.take())
+                        else {
+                            return Poll::Ready(Err("polled after completion".into()));
+                        };
+                        let name = Arc::clone(&acquiring.name);
+                        let shared = &**this.shared;
+                        let (Mode::Limited(gcra), Some(bucket), Some(redis)) =
+                            (shared.mode, this.bucket.as_ref(), shared.redis.as_ref())
+                        else {
+                            return Poll::Ready(Err(
+                                "bulwark-bucket: Redis path without a bucket".into()
+                            ));
+                        };
+                        let next = match answer {
+                            Ok(answer) => {
+                                redis.store.mark_up();
+                                if let Answer::Admit {
+                                    remaining,
+                                    reset_after,
+                                    ..
+                                } = answer
+                                {
+                                    bucket.charge(&gcra, shared.now());
+                                    *this.remote = Some(Box::new(RemoteSlot {
+                                        name,
+                                        remaining,
+                                        reset_after,
+                                    }));
+                                }
+                                decide_remotely(shared, answer, request, inner)
+                            }
+                            Err(error) => {
+                                redis.store.mark_down(&error);
+                                shared.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
+                                decide_locally(shared, bucket, gcra, request, inner)
+                            }
+                        };
+                        this.state.set(next);
+                    }
+                }
+                StateProj::Pausing { pausing } => {
+                    #[cfg(not(feature = "redis"))]
+                    match pausing.never {}
+                    #[cfg(feature = "redis")]
+                    {
+                        let result = ready!(pausing.future.poll(cx));
+                        if let Some(redis) = this.shared.redis.as_ref() {
+                            match result {
+                                Ok(()) => redis.store.mark_up(),
+                                Err(error) => redis.store.mark_down(&error),
+                            }
+                        }
+                        return Poll::Ready(match pausing.response.take() {
+                            Some(response) => Ok(response),
+                            None => Err("polled after completion".into()),
+                        });
+                    }
+                }
+                StateProj::Waiting { waiting } => {
+                    let WaitingProj {
+                        sleep,
+                        request,
+                        inner,
+                        reservation,
+                    } = waiting.as_mut().project();
                     ready!(sleep.poll(cx));
                     let (Some(request), Some(mut inner)) = (request.take(), inner.take()) else {
                         return Poll::Ready(Err("polled after completion".into()));
@@ -186,31 +302,139 @@ where
                     let shared = &**this.shared;
                     if let (Some(bucket), Mode::Limited(gcra)) = (this.bucket.as_ref(), shared.mode)
                     {
+                        let mut paused = None;
                         if shared.pause_on_retry_after {
                             if let Class::Throttled {
                                 retry_after: Some(wait),
                             } = this.classify.classify_response(&res)
                             {
                                 pause(shared, bucket, &gcra, wait);
+                                paused = Some(wait);
                             }
                         }
                         if shared.emit_headers {
-                            let now = shared.now();
-                            let tat = bucket.tat();
+                            // Redis's view when it admitted the request, or the local bucket's.
+                            let quota = remote::quota(this.remote);
+                            let (remaining, reset_after) = quota.unwrap_or_else(|| {
+                                let now = shared.now();
+                                let tat = bucket.tat();
+                                (
+                                    gcra.remaining(tat, now),
+                                    Duration::from_nanos(gcra.reset_after(tat, now)),
+                                )
+                            });
                             let policy = shared.policy();
                             ratelimit::insert_headers(
                                 res.headers_mut(),
                                 policy.quota,
                                 policy.window,
-                                gcra.remaining(tat, now),
-                                Duration::from_nanos(gcra.reset_after(tat, now)),
+                                remaining,
+                                reset_after,
                             );
                         }
+                        #[cfg(feature = "redis")]
+                        if let (Some(wait), Some(slot), Some(redis)) =
+                            (paused, this.remote.as_ref(), shared.redis.as_ref())
+                        {
+                            // Everyone on this Redis bucket pauses too.
+                            let future = redis.store.pause(Arc::clone(&slot.name), &gcra, wait);
+                            this.state.set(State::Pausing {
+                                pausing: Box::new(PausingUpstream {
+                                    future: Exclusive::new(future),
+                                    response: Some(res),
+                                }),
+                            });
+                            continue;
+                        }
+                        #[cfg(not(feature = "redis"))]
+                        let _ = paused;
                     }
                     return Poll::Ready(Ok(res));
                 }
             }
         }
+    }
+}
+
+/// The next state after Redis's answer.
+#[cfg(feature = "redis")]
+fn decide_remotely<S, B, K>(
+    shared: &Shared<K>,
+    answer: Answer,
+    request: Request<B>,
+    mut inner: S,
+) -> State<S, B>
+where
+    S: Service<Request<B>>,
+{
+    match answer {
+        Answer::Refuse { retry_after } => State::Rejected {
+            rejection: Some(shared.reject(retry_after)),
+        },
+        Answer::Admit { wait, .. } if wait.is_zero() => {
+            shared.counters.admitted.fetch_add(1, Ordering::Relaxed);
+            State::Calling {
+                future: inner.call(request),
+            }
+        }
+        // Redis reserved the slot; it is not given back if the waiter leaves.
+        Answer::Admit { wait, .. } => {
+            let wait_ns = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
+            shared.note_wait(wait_ns);
+            wait_then_call(Instant::now() + wait, request, inner, None)
+        }
+    }
+}
+
+/// The next state when Redis did not answer: what the local bucket says.
+#[cfg(feature = "redis")]
+fn decide_locally<S, B, K>(
+    shared: &Shared<K>,
+    bucket: &Arc<LocalBucket>,
+    gcra: Gcra,
+    request: Request<B>,
+    mut inner: S,
+) -> State<S, B>
+where
+    S: Service<Request<B>>,
+{
+    let now = shared.now();
+    match bucket.acquire(&gcra, now, shared.max_wait) {
+        Err(wait) => State::Rejected {
+            rejection: Some(shared.reject(Duration::from_nanos(wait))),
+        },
+        Ok(grant) if grant.wait == 0 => {
+            shared.counters.admitted.fetch_add(1, Ordering::Relaxed);
+            State::Calling {
+                future: inner.call(request),
+            }
+        }
+        Ok(grant) => {
+            shared.note_wait(grant.wait);
+            let until = shared.instant_at(now.saturating_add(grant.wait));
+            let reservation = Reservation::new(Arc::clone(bucket), grant, gcra);
+            wait_then_call(until, request, inner, Some(reservation))
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+fn wait_then_call<S, B>(
+    until: Instant,
+    request: Request<B>,
+    inner: S,
+    reservation: Option<Reservation>,
+) -> State<S, B>
+where
+    S: Service<Request<B>>,
+{
+    State::Waiting {
+        waiting: Box::pin(Waiting {
+            sleep: tokio::time::sleep_until(until),
+            request: Some(request),
+            inner: Some(inner),
+            reservation,
+        }),
     }
 }
 

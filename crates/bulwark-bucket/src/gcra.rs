@@ -40,6 +40,7 @@ impl Gcra {
     }
 
     /// What admitting one request at `now` would mean, given the current `tat`.
+    #[inline]
     pub(crate) fn decide(&self, tat: u64, now: u64) -> Decision {
         let new_tat = tat.max(now).saturating_add(self.interval);
         let due = new_tat.saturating_sub(self.capacity);

@@ -6,6 +6,8 @@ use bulwark_http::{Classify, HttpClassifier};
 use http::Request;
 use tower_layer::Layer;
 
+#[cfg(feature = "redis")]
+use crate::redis_store::{Binding, RedisStore};
 use crate::{
     key::{KeyedBy, Unkeyed},
     rate::Rate,
@@ -27,6 +29,8 @@ pub struct TokenBucketLayer<C = HttpClassifier, E = Unkeyed, K = ()> {
     shared: Arc<Shared<K>>,
     classify: C,
     extractor: E,
+    #[cfg(feature = "redis")]
+    redis: Option<Binding<K>>,
 }
 
 impl TokenBucketLayer {
@@ -46,13 +50,18 @@ impl TokenBucketLayer {
             shared: Arc::new(Shared::new(settings, false)),
             classify: HttpClassifier,
             extractor: Unkeyed,
+            #[cfg(feature = "redis")]
+            redis: None,
         }
     }
 }
 
 impl<C, E, K: Hash + Eq + Send + Sync + 'static> TokenBucketLayer<C, E, K> {
     fn rebuild(mut self) -> Self {
-        self.shared = Arc::new(Shared::new(self.settings, self.keyed));
+        let shared = Shared::new(self.settings, self.keyed);
+        #[cfg(feature = "redis")]
+        let shared = shared.with_redis(self.redis.clone());
+        self.shared = Arc::new(shared);
         self
     }
 
@@ -103,22 +112,32 @@ impl<C, E, K: Hash + Eq + Send + Sync + 'static> TokenBucketLayer<C, E, K> {
             shared: self.shared,
             classify,
             extractor: self.extractor,
+            #[cfg(feature = "redis")]
+            redis: self.redis,
         }
     }
 
     /// One bucket per key: `key(&request)` picks it (a token hash, a client IP); `None`
     /// uses the layer's shared bucket. Keys are bounded by [`max_keys`](Self::max_keys).
+    ///
+    /// The keyed layer starts without a store (feature `redis`): set `store` after `keyed`.
     pub fn keyed<B, K2, F>(self, key: F) -> TokenBucketLayer<C, KeyedBy<F>, K2>
     where
         F: Fn(&Request<B>) -> Option<K2> + Clone,
         K2: Hash + Eq + Send + Sync + 'static,
     {
+        #[cfg(feature = "redis")]
+        if self.redis.is_some() {
+            tracing::warn!(target: "bulwark_bucket", "TokenBucketLayer::keyed drops the Redis store set before it: call store() after keyed()");
+        }
         TokenBucketLayer {
             settings: self.settings,
             keyed: true,
             shared: Arc::new(Shared::new(self.settings, true)),
             classify: self.classify,
             extractor: KeyedBy(key),
+            #[cfg(feature = "redis")]
+            redis: None,
         }
     }
 
@@ -126,6 +145,58 @@ impl<C, E, K: Hash + Eq + Send + Sync + 'static> TokenBucketLayer<C, E, K> {
     #[must_use]
     pub fn stats(&self) -> BucketStats {
         self.shared.stats(self.shared.keys())
+    }
+}
+
+#[cfg(feature = "redis")]
+impl<C> TokenBucketLayer<C, Unkeyed, ()> {
+    /// Keeps the bucket in Redis, shared by every layer — in any process — with the same
+    /// store prefix (see [`RedisStore`] for the key, the script and what happens when Redis
+    /// is down). Defaults to a local bucket only.
+    ///
+    /// All processes should use the same rate and burst. A [`keyed`](Self::keyed) layer's
+    /// keys must implement `Display`, and `store` comes after `keyed`.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use bulwark_bucket::{Rate, RedisStore, TokenBucketLayer};
+    ///
+    /// # fn main() -> Result<(), redis::RedisError> {
+    /// let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+    /// // Unkeyed: one bucket in Redis, `bulwark:notion`.
+    /// let shared = TokenBucketLayer::new(Rate::per_second(3))
+    ///     .store(RedisStore::new(client.clone(), "bulwark:notion"));
+    /// // Keyed: `bulwark:api:{client IP}`.
+    /// let per_ip = TokenBucketLayer::new(Rate::per_minute(600))
+    ///     .max_wait(Duration::ZERO)
+    ///     .keyed(|req: &http::Request<()>| {
+    ///         req.extensions().get::<std::net::IpAddr>().copied()
+    ///     })
+    ///     .store(RedisStore::new(client, "bulwark:api"));
+    /// # let _ = (shared, per_ip);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn store(mut self, store: RedisStore) -> Self {
+        self.redis = Some(Binding::new(store, |()| String::new()));
+        self.rebuild()
+    }
+}
+
+#[cfg(feature = "redis")]
+impl<C, F, K> TokenBucketLayer<C, KeyedBy<F>, K>
+where
+    K: fmt::Display + Hash + Eq + Send + Sync + 'static,
+{
+    /// Keeps the buckets in Redis under `{prefix}:{key}` (the key written with `Display`),
+    /// shared by every layer — in any process — with the same store prefix; requests without
+    /// a key share `{prefix}`. See [`RedisStore`], and the unkeyed layer's `store`.
+    /// Defaults to local buckets only.
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn store(mut self, store: RedisStore) -> Self {
+        self.redis = Some(Binding::new(store, K::to_string));
+        self.rebuild()
     }
 }
 
@@ -137,17 +208,21 @@ impl<C: Clone, E: Clone, K> Clone for TokenBucketLayer<C, E, K> {
             shared: Arc::clone(&self.shared),
             classify: self.classify.clone(),
             extractor: self.extractor.clone(),
+            #[cfg(feature = "redis")]
+            redis: self.redis.clone(),
         }
     }
 }
 
 impl<C: fmt::Debug, E: fmt::Debug, K> fmt::Debug for TokenBucketLayer<C, E, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenBucketLayer")
-            .field("settings", &self.settings)
+        let mut d = f.debug_struct("TokenBucketLayer");
+        d.field("settings", &self.settings)
             .field("classify", &self.classify)
-            .field("key", &self.extractor)
-            .finish_non_exhaustive()
+            .field("key", &self.extractor);
+        #[cfg(feature = "redis")]
+        d.field("store", &self.redis);
+        d.finish_non_exhaustive()
     }
 }
 

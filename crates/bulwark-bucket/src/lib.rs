@@ -22,6 +22,11 @@
 //!   `RateLimit` keeps a fixed window per service instance, so every clone gets its own limit;
 //!   governor's waits use their own clock, not tokio's, so they cannot be tested with paused
 //!   time. This layer's time is `tokio::time` throughout.
+//! * **Shared between processes** (feature `redis`): `store(RedisStore::new(client, prefix))`
+//!   keeps the buckets in Redis — one atomic Lua script (GCRA on one key, Redis's clock), one
+//!   round trip per acquisition — so every process on that Redis shares one limit. While
+//!   Redis is unreachable each process falls back to its local bucket (logged once), and it
+//!   goes back to Redis when Redis answers again. The `redis` crate is re-exported.
 //!
 //! # Example
 //! ```
@@ -53,6 +58,9 @@ mod gcra;
 mod key;
 mod layer;
 mod rate;
+#[cfg(feature = "redis")]
+mod redis_store;
+mod remote;
 mod service;
 mod shared;
 mod stats;
@@ -62,5 +70,11 @@ pub use bulwark_http::RateLimited;
 pub use key::{KeyExtractor, KeyedBy, Unkeyed};
 pub use layer::TokenBucketLayer;
 pub use rate::Rate;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis_store::RedisStore;
 pub use service::TokenBucket;
 pub use stats::BucketStats;

@@ -12,7 +12,7 @@ use std::time::Duration;
 /// use bulwark_bucket::Rate;
 ///
 /// assert_eq!(Rate::per_second(3), Rate::new(3, Duration::from_secs(1)));
-/// assert_eq!(Rate::per_minute(90).interval(), Duration::from_millis(666));
+/// assert_eq!(Rate::per_minute(90).interval(), Duration::from_nanos(666_666_666));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Rate {

@@ -121,16 +121,35 @@ where
                 );
             }
         };
-        let bucket = shared.bucket(self.extractor.extract(&req));
+        let key = self.extractor.extract(&req);
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &shared.redis {
+            if redis.store.should_ask() {
+                let name = redis.bucket_name(key.as_ref());
+                let future = redis
+                    .store
+                    .acquire(Arc::clone(&name), &gcra, shared.max_wait);
+                // The readied service goes into the future; a clone stays behind.
+                let clone = self.inner.clone();
+                let inner = std::mem::replace(&mut self.inner, clone);
+                return ResponseFuture::acquiring(
+                    future,
+                    name,
+                    req,
+                    inner,
+                    shared.bucket(key),
+                    Arc::clone(shared),
+                    self.classify.clone(),
+                );
+            }
+            // Redis is down and not due for another try.
+            shared.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
+        }
+        let bucket = shared.bucket(key);
         let now = shared.now();
         match bucket.acquire(&gcra, now, shared.max_wait) {
             Err(wait) => {
-                shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                let retry_after = Duration::from_nanos(wait);
-                tracing::debug!(target: "bulwark_bucket", retry_after_ms = retry_after.as_millis() as u64, "rate limited");
-                #[cfg(feature = "metrics")]
-                metrics::counter!("bulwark_bucket_rejected_total").increment(1);
-                let rejection = RateLimited::new(retry_after).with_policy(shared.policy());
+                let rejection = shared.reject(Duration::from_nanos(wait));
                 ResponseFuture::rejected(rejection, Arc::clone(shared), self.classify.clone())
             }
             Ok(grant) if grant.wait == 0 => {
@@ -144,10 +163,7 @@ where
                 )
             }
             Ok(grant) => {
-                shared.counters.waited.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(target: "bulwark_bucket", wait_ms = grant.wait / 1_000_000, "waiting for a token");
-                #[cfg(feature = "metrics")]
-                metrics::counter!("bulwark_bucket_waited_total").increment(1);
+                shared.note_wait(grant.wait);
                 // The readied service goes into the future; a clone stays behind.
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);

@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use bulwark_http::QuotaPolicy;
+use bulwark_http::{QuotaPolicy, RateLimited};
 use tokio::time::Instant;
 
 use crate::{
@@ -35,6 +35,7 @@ pub(crate) struct Counters {
     pub(crate) waited: AtomicU64,
     pub(crate) rejected: AtomicU64,
     pub(crate) paused: AtomicU64,
+    pub(crate) fallbacks: AtomicU64,
 }
 
 pub(crate) struct Shared<K> {
@@ -48,6 +49,9 @@ pub(crate) struct Shared<K> {
     global: Arc<LocalBucket>,
     keyed: Option<KeyedBuckets<K>>,
     pub(crate) counters: Counters,
+    /// Buckets in Redis, with the local ones as the fallback.
+    #[cfg(feature = "redis")]
+    pub(crate) redis: Option<crate::redis_store::Binding<K>>,
 }
 
 impl<K> fmt::Debug for Shared<K> {
@@ -101,7 +105,16 @@ impl<K: Hash + Eq + Send + Sync + 'static> Shared<K> {
             global: Arc::default(),
             keyed: keyed.then(|| KeyedBuckets::new(settings.max_keys, idle)),
             counters: Counters::default(),
+            #[cfg(feature = "redis")]
+            redis: None,
         }
+    }
+
+    /// Keeps the buckets in Redis (`None`: local only).
+    #[cfg(feature = "redis")]
+    pub(crate) fn with_redis(mut self, redis: Option<crate::redis_store::Binding<K>>) -> Self {
+        self.redis = redis;
+        self
     }
 
     /// The bucket for `key` (the shared one for `None`).
@@ -127,6 +140,25 @@ impl<K> Shared<K> {
         self.start + Duration::from_nanos(nanos)
     }
 
+    /// Counts a refusal and makes its error.
+    #[inline]
+    pub(crate) fn reject(&self, retry_after: Duration) -> RateLimited {
+        self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(target: "bulwark_bucket", retry_after_ms = retry_after.as_millis() as u64, "rate limited");
+        #[cfg(feature = "metrics")]
+        metrics::counter!("bulwark_bucket_rejected_total").increment(1);
+        RateLimited::new(retry_after).with_policy(self.policy())
+    }
+
+    /// Counts a request that waits `wait` nanoseconds for its slot.
+    #[inline]
+    pub(crate) fn note_wait(&self, wait: u64) {
+        self.counters.waited.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(target: "bulwark_bucket", wait_ms = wait / 1_000_000, "waiting for a token");
+        #[cfg(feature = "metrics")]
+        metrics::counter!("bulwark_bucket_waited_total").increment(1);
+    }
+
     /// The policy that goes with `RateLimited` and the RateLimit headers.
     pub(crate) fn policy(&self) -> QuotaPolicy {
         QuotaPolicy {
@@ -141,6 +173,7 @@ impl<K> Shared<K> {
             waited: self.counters.waited.load(Ordering::Relaxed),
             rejected: self.counters.rejected.load(Ordering::Relaxed),
             paused: self.counters.paused.load(Ordering::Relaxed),
+            fallbacks: self.counters.fallbacks.load(Ordering::Relaxed),
             keys,
         }
     }

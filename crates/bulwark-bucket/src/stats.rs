@@ -12,6 +12,9 @@ pub struct BucketStats {
     pub rejected: u64,
     /// Times an upstream `Retry-After` paused a bucket.
     pub paused: u64,
+    /// Requests decided by the local bucket because the layer's Redis store was unavailable
+    /// (feature `redis`; always 0 without a store).
+    pub fallbacks: u64,
     /// Keys held by a keyed layer.
     pub keys: u64,
 }

@@ -29,6 +29,7 @@ pub(crate) struct Grant {
 impl LocalBucket {
     /// Takes a token now, or reserves the next slot if it comes within `max_wait`; otherwise
     /// `Err(wait)` and nothing is reserved.
+    #[inline]
     pub(crate) fn acquire(&self, gcra: &Gcra, now: u64, max_wait: u64) -> Result<Grant, u64> {
         let mut tat = self.tat.load(Ordering::Acquire);
         loop {
@@ -64,6 +65,17 @@ impl LocalBucket {
                 Ordering::Relaxed,
             )
             .is_ok()
+    }
+
+    /// Counts an admission decided elsewhere (by Redis) at `now`, whatever the bucket holds,
+    /// so that a fallback to this bucket starts from this process's recent use.
+    #[cfg(feature = "redis")]
+    pub(crate) fn charge(&self, gcra: &Gcra, now: u64) {
+        let _ = self
+            .tat
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |tat| {
+                Some(gcra.decide(tat, now).new_tat)
+            });
     }
 
     /// Lets nothing through before `until` (nanoseconds since creation).

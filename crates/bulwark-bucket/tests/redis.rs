@@ -1,0 +1,396 @@
+//! `RedisStore` against a real `redis-server`, which each test starts on a free loopback port
+//! (`.ci/run` installs it when missing; without it these tests fail, they do not skip).
+//!
+//! Two layers with their own stores stand for two processes. Redis decides with its own clock,
+//! so these tests run in real time; each is a few seconds at most and every loop is bounded.
+#![cfg(feature = "redis")]
+
+use std::{
+    io,
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use bulwark_bucket::{Rate, RateLimited, RedisStore, TokenBucketLayer};
+use bulwark_http::BoxError;
+use http::{Request, Response};
+use tokio::time::{sleep, timeout, Instant};
+use tower::{service_fn, Layer, Service, ServiceExt};
+
+/// A `redis-server` child process on a loopback port, killed on drop.
+struct RedisServer {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    async fn start() -> Self {
+        let mut server = Self {
+            port: free_port(),
+            child: None,
+        };
+        server.restart().await;
+        server
+    }
+
+    /// Starts the server (again) on the same port and waits until it answers PING.
+    async fn restart(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let port = self.port.to_string();
+        let child = Command::new("redis-server")
+            .args(["--port", &port, "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot run `redis-server` ({e}): these tests need it on PATH \
+                     (Debian: apt-get install redis-server; .ci/run installs it)"
+                )
+            });
+        self.child = Some(child);
+        let client = self.client();
+        for _ in 0..100 {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!("redis-server on port {port} exited at start: {status}");
+            }
+            let ping = async {
+                let mut conn = client.get_multiplexed_async_connection().await?;
+                redis::cmd("PING").query_async::<String>(&mut conn).await
+            };
+            if let Ok(Ok(_)) = timeout(Duration::from_millis(500), ping).await {
+                return;
+            }
+            sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server on port {port} did not answer PING within 5 s");
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn client(&self) -> redis::Client {
+        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).unwrap()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A port nothing listens on (free when asked; the OS does not hand it out again at once).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// An upstream that answers with the status in the request body (429s carry a Retry-After).
+async fn upstream<B: Into<u16>>(req: Request<B>) -> Result<Response<()>, BoxError> {
+    let status: u16 = req.into_body().into();
+    let mut res = Response::builder().status(status);
+    if status == 429 {
+        res = res.header("retry-after", "2");
+    }
+    Ok(res.body(())?)
+}
+
+/// The `tracing` output of the current thread (these tests run on a current-thread runtime).
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        let logs = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::INFO)
+            .with_ansi(false)
+            .with_writer(move || logs.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn count(&self, needle: &str) -> usize {
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .matches(needle)
+            .count()
+    }
+}
+
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    Admitted,
+    Limited(Duration),
+}
+
+/// Sends one request; panics on a hang (2 s) or any error other than `RateLimited`.
+async fn send<S, B>(svc: &S, req: Request<B>) -> Outcome
+where
+    S: Service<Request<B>, Response = Response<()>, Error = BoxError> + Clone,
+{
+    match timeout(Duration::from_secs(2), svc.clone().oneshot(req)).await {
+        Err(_) => panic!("a request hung for 2 s"),
+        Ok(Ok(_)) => Outcome::Admitted,
+        Ok(Err(e)) => match e.downcast_ref::<RateLimited>() {
+            Some(limited) => Outcome::Limited(limited.retry_after),
+            None => panic!("unexpected error: {e}"),
+        },
+    }
+}
+
+#[tokio::test]
+async fn two_layers_on_one_redis_share_one_limit() {
+    let server = RedisServer::start().await;
+    let make = || {
+        TokenBucketLayer::new(Rate::per_second(10))
+            .burst(5)
+            .max_wait(Duration::ZERO)
+            .store(RedisStore::new(server.client(), "test:shared"))
+    };
+    let (a, b) = (make(), make());
+    let start = Instant::now();
+    // Each "process" sends as fast as it can for 3 s.
+    let run = |layer: &TokenBucketLayer| {
+        let svc = layer.layer(service_fn(upstream::<u16>));
+        async move {
+            let mut admitted = 0u64;
+            while start.elapsed() < Duration::from_secs(3) {
+                if send(&svc, Request::new(200)).await == Outcome::Admitted {
+                    admitted += 1;
+                }
+            }
+            admitted
+        }
+    };
+    let (from_a, from_b) = tokio::join!(run(&a), run(&b));
+    let elapsed = start.elapsed().as_secs_f64();
+    let total = from_a + from_b;
+    eprintln!("{total} admissions ({from_a} + {from_b}) in {elapsed:.3} s");
+    // Every admission happened (on Redis's clock) between `start` and now, so GCRA bounds
+    // them by burst + rate·elapsed. Redis measures with its wall clock and this test with
+    // the monotonic one: an NTP slew (≤ 500 ppm) moves the bound by far less than one
+    // request, and +1 covers it together with rounding the bound down.
+    let bound = 5.0 + 10.0 * elapsed;
+    assert!(
+        total as f64 <= bound.floor() + 1.0,
+        "{total} admissions ({from_a} + {from_b}) in {elapsed:.3} s, bound {bound:.1}"
+    );
+    assert!(
+        total as f64 >= 0.9 * bound,
+        "{total} admissions ({from_a} + {from_b}) in {elapsed:.3} s: under 90 % of {bound:.1}"
+    );
+    assert!(from_a > 0 && from_b > 0, "{from_a} + {from_b}");
+    for layer in [&a, &b] {
+        let stats = layer.stats();
+        assert_eq!(stats.fallbacks, 0, "Redis answered every request");
+        assert!(stats.rejected > 0);
+    }
+    assert_eq!(a.stats().admitted + b.stats().admitted, total);
+}
+
+#[tokio::test]
+async fn a_dead_redis_degrades_to_local_and_a_restarted_one_is_used_again() {
+    let logs = Logs::default();
+    let _capture = logs.capture();
+    let mut server = RedisServer::start().await;
+    // One request per 12 s after a burst of 5: nothing refills during the test, so every
+    // refusal below says whose bucket decided.
+    let make = || {
+        TokenBucketLayer::new(Rate::per_minute(5))
+            .max_wait(Duration::ZERO)
+            .keyed(|req: &Request<&'static str>| Some(req.body().to_string()))
+            .store(RedisStore::new(server.client(), "test:outage"))
+    };
+    let (a, b) = (make(), make());
+    let upstream = || service_fn(|_req: Request<&'static str>| upstream(Request::new(200u16)));
+    let (svc_a, svc_b) = (a.layer(upstream()), b.layer(upstream()));
+
+    // Redis up: A spends the burst of key "one"; B, whose local bucket is full, is refused.
+    for _ in 0..5 {
+        assert_eq!(send(&svc_a, Request::new("one")).await, Outcome::Admitted);
+    }
+    let Outcome::Limited(retry_after) = send(&svc_b, Request::new("one")).await else {
+        panic!("B shares A's bucket");
+    };
+    assert!(retry_after > Duration::from_secs(11), "{retry_after:?}");
+    assert_eq!(a.stats().fallbacks + b.stats().fallbacks, 0);
+
+    // Redis dies: each layer decides locally, promptly, with no error but RateLimited.
+    server.kill();
+    let outage = Instant::now();
+    for svc in [&svc_a, &svc_b] {
+        for _ in 0..5 {
+            assert_eq!(send(svc, Request::new("two")).await, Outcome::Admitted);
+        }
+        assert!(matches!(
+            send(svc, Request::new("two")).await,
+            Outcome::Limited(_)
+        ));
+        for _ in 0..200 {
+            send(svc, Request::new("more")).await;
+        }
+    }
+    // 10 admissions on key "two" (5 + 5) where Redis would allow 5: the buckets were local.
+    assert!(a.stats().fallbacks >= 206 && b.stats().fallbacks >= 206);
+    assert!(
+        outage.elapsed() < Duration::from_secs(1),
+        "412 requests took {:?} during the outage",
+        outage.elapsed()
+    );
+
+    // Each layer logged the outage once.
+    assert_eq!(logs.count("Redis unreachable"), 2);
+
+    // Redis returns (empty, on the same port): both layers go back to it within a few
+    // seconds (a layer retries a dead Redis once a second).
+    server.restart().await;
+    let restarted = Instant::now();
+    for (layer, svc) in [(&a, &svc_a), (&b, &svc_b)] {
+        let mut back = false;
+        for _ in 0..50 {
+            let before = layer.stats().fallbacks;
+            send(svc, Request::new("probe")).await;
+            if layer.stats().fallbacks == before {
+                back = true;
+                break;
+            }
+            sleep(Duration::from_millis(100)).await;
+        }
+        assert!(back, "Redis not used again within 5 s");
+    }
+    eprintln!(
+        "Redis used again {:?} after its restart",
+        restarted.elapsed()
+    );
+    assert_eq!(logs.count("Redis answers again"), 2);
+    assert_eq!(logs.count("Redis unreachable"), 2);
+
+    // Shared again: A spends key "four" (new to both); B, whose local bucket is full, is refused.
+    let fallbacks = (a.stats().fallbacks, b.stats().fallbacks);
+    for _ in 0..5 {
+        assert_eq!(send(&svc_a, Request::new("four")).await, Outcome::Admitted);
+    }
+    assert!(matches!(
+        send(&svc_a, Request::new("four")).await,
+        Outcome::Limited(_)
+    ));
+    assert!(matches!(
+        send(&svc_b, Request::new("four")).await,
+        Outcome::Limited(_)
+    ));
+    assert_eq!((a.stats().fallbacks, b.stats().fallbacks), fallbacks);
+}
+
+#[tokio::test]
+async fn an_upstream_pause_reaches_the_other_layers() {
+    let server = RedisServer::start().await;
+    let make = || {
+        TokenBucketLayer::new(Rate::per_second(10))
+            .max_wait(Duration::ZERO)
+            .store(RedisStore::new(server.client(), "test:pause"))
+    };
+    let (a, b) = (make(), make());
+    let svc_a = a.layer(service_fn(upstream::<u16>));
+    let svc_b = b.layer(service_fn(upstream::<u16>));
+    assert_eq!(send(&svc_b, Request::new(200)).await, Outcome::Admitted);
+    // A's upstream answers 429 with Retry-After: 2; the response comes back as it is.
+    let res = svc_a.clone().oneshot(Request::new(429)).await.unwrap();
+    assert_eq!(res.status(), 429);
+    assert_eq!(a.stats().paused, 1);
+    // B has tokens locally, but Redis's bucket is paused for 2 s.
+    let Outcome::Limited(retry_after) = send(&svc_b, Request::new(200)).await else {
+        panic!("B is paused too");
+    };
+    assert!(
+        retry_after > Duration::from_millis(1500) && retry_after <= Duration::from_secs(2),
+        "{retry_after:?}"
+    );
+    assert_eq!(b.stats().fallbacks, 0);
+}
+
+#[tokio::test]
+async fn a_wait_decided_by_redis_is_served_locally() {
+    let server = RedisServer::start().await;
+    let make = || {
+        TokenBucketLayer::new(Rate::per_second(10))
+            .burst(1)
+            .max_wait(Duration::from_secs(1))
+            .emit_headers(true)
+            .store(RedisStore::new(server.client(), "test:wait"))
+    };
+    let (a, b) = (make(), make());
+    let svc_a = a.layer(service_fn(upstream::<u16>));
+    let svc_b = b.layer(service_fn(upstream::<u16>));
+    let res = svc_a.clone().oneshot(Request::new(200)).await.unwrap();
+    // The RateLimit header reflects Redis's bucket: nothing left right after the burst of 1.
+    let header = res.headers().get("ratelimit").unwrap().to_str().unwrap();
+    assert!(header.contains("r=0"), "{header}");
+    // B's local bucket is full, but Redis says: your slot is in 100 ms.
+    let start = Instant::now();
+    assert_eq!(send(&svc_b, Request::new(200)).await, Outcome::Admitted);
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(80) && waited < Duration::from_millis(600),
+        "{waited:?}"
+    );
+    assert_eq!((b.stats().waited, b.stats().admitted), (1, 1));
+}
+
+#[tokio::test]
+async fn without_redis_the_local_bucket_decides_at_once() {
+    // Nothing listens on this port: connecting fails, every request is decided locally.
+    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", free_port())).unwrap();
+    let layer = TokenBucketLayer::new(Rate::per_second(10))
+        .burst(5)
+        .max_wait(Duration::ZERO)
+        .store(RedisStore::new(client, "test:absent"));
+    let svc = layer.layer(service_fn(upstream::<u16>));
+    let start = Instant::now();
+    let mut admitted = 0;
+    for _ in 0..20 {
+        if send(&svc, Request::new(200)).await == Outcome::Admitted {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, 5);
+    assert_eq!(layer.stats().fallbacks, 20);
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn the_redis_feature_keeps_the_response_future_send_and_sync() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    let layer = TokenBucketLayer::new(Rate::per_second(1)).store(RedisStore::new(
+        redis::Client::open("redis://127.0.0.1:1/").unwrap(),
+        "test:auto-traits",
+    ));
+    let svc = layer.layer(service_fn(upstream::<u16>));
+    // Built, never polled: no runtime needed.
+    send_sync(&svc.oneshot(Request::new(200u16)));
+}

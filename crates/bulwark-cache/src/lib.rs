@@ -1,0 +1,74 @@
+//! The last good answer when the upstream fails (RFC 5861), never someone else's.
+//!
+//! [`StaleCacheLayer`] always goes live by default, stores every successful answer to a
+//! cacheable request, and when the upstream fails — a response or an error classified
+//! `Transient`, `Unreachable`, `Throttled` or `Rejected` (including an inner breaker's
+//! `CircuitOpen` or bucket's `RateLimited`) — answers with the stored copy if it is young
+//! enough ([`stale_if_error`](StaleCacheLayer::stale_if_error), 5 minutes by default),
+//! visibly marked: an `Age` header, `Cache-Status: bulwark; hit; fwd=stale; fwd-status=503`
+//! (RFC 9211) and the response extension [`CacheStatus::Stale { age }`](CacheStatus).
+//!
+//! * **RFC 9111/5861**: the upstream's `max-age`, `stale-if-error=N`, `stale-while-revalidate=N`
+//!   and `must-revalidate` / `no-cache` take precedence over the layer's defaults; `no-store`
+//!   and `Set-Cookie` responses are never stored.
+//! * **Never someone else's**: the key holds a hash of `Authorization` (never the token), plus
+//!   `Accept`, the [`vary_headers`](StaleCacheLayer::vary_headers) and, for cacheable POSTs,
+//!   the body. A 401, 403, 404 or 410 evicts the key; a successful POST/PUT/PATCH/DELETE evicts
+//!   the cached reads of its path.
+//! * **Coalescing**: concurrent identical misses make one upstream call; if the leader's future
+//!   is dropped, a waiting one takes over.
+//! * **Bounded**: `moka`, weighed by bytes ([`max_bytes`](StaleCacheLayer::max_bytes)) and
+//!   entries; responses over [`max_body_bytes`](StaleCacheLayer::max_body_bytes) stream
+//!   through uncached.
+//!
+//! ## How it differs from http-cache and tower-resilience's cache
+//! Those serve fresh copies; neither serves a stale copy when the upstream fails, and
+//! http-cache cannot key on a body. This layer's job is the failure case.
+//!
+//! # Example
+//! ```
+//! use std::time::Duration;
+//! use bulwark_cache::{CacheStatus, StaleCacheLayer};
+//! use bulwark_http::BufferedBody;
+//! use http::{Request, Response};
+//! use tower::{service_fn, Layer, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+//! let healthy = up.clone();
+//! let cache = StaleCacheLayer::new().stale_if_error(Duration::from_secs(300));
+//! let svc = cache.layer(service_fn(move |_req: Request<BufferedBody>| {
+//!     let ok = healthy.load(std::sync::atomic::Ordering::SeqCst);
+//!     async move {
+//!         let status = if ok { 200 } else { 503 };
+//!         Ok::<_, std::convert::Infallible>(Response::builder().status(status).body(BufferedBody::from("page")).unwrap())
+//!     }
+//! }));
+//! let get = || Request::get("https://api.example/v1/pages/1").body(BufferedBody::empty()).unwrap();
+//! assert_eq!(svc.clone().oneshot(get()).await.unwrap().status(), 200);
+//! up.store(false, std::sync::atomic::Ordering::SeqCst);
+//! let res = svc.clone().oneshot(get()).await.unwrap();
+//! assert_eq!(res.status(), 200, "the stored copy, not the 503");
+//! assert!(matches!(res.extensions().get::<CacheStatus>(), Some(CacheStatus::Stale { .. })));
+//! assert_eq!(res.headers()["cache-status"], "bulwark; hit; fwd=stale; fwd-status=503");
+//! # }
+//! ```
+#![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod body;
+mod key;
+mod layer;
+mod policy;
+mod service;
+mod stats;
+mod status;
+mod store;
+
+pub use body::CacheBody;
+pub use key::{CacheKey, KeyBody};
+pub use layer::StaleCacheLayer;
+pub use service::{ResponseFuture, StaleCache};
+pub use stats::CacheStats;
+pub use status::CacheStatus;

@@ -1,0 +1,139 @@
+//! Freshness rules: `Cache-Control` (RFC 9111) and its RFC 5861 extensions, as pure functions.
+
+use std::time::Duration;
+
+use http::{header, HeaderMap};
+
+/// What a response's `Cache-Control` says, where bulwark cares.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Directives {
+    pub(crate) no_store: bool,
+    pub(crate) no_cache: bool,
+    pub(crate) must_revalidate: bool,
+    pub(crate) max_age: Option<Duration>,
+    pub(crate) stale_if_error: Option<Duration>,
+    pub(crate) stale_while_revalidate: Option<Duration>,
+}
+
+impl Directives {
+    pub(crate) fn parse(headers: &HeaderMap) -> Self {
+        let mut d = Self::default();
+        for value in headers.get_all(header::CACHE_CONTROL) {
+            let Ok(text) = value.to_str() else { continue };
+            for item in text.split(',') {
+                let item = item.trim();
+                let (name, arg) = match item.split_once('=') {
+                    Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
+                    None => (item, None),
+                };
+                let secs = || {
+                    arg.and_then(|a| a.parse::<u64>().ok())
+                        .map(Duration::from_secs)
+                };
+                match name.to_ascii_lowercase().as_str() {
+                    "no-store" => d.no_store = true,
+                    "no-cache" => d.no_cache = true,
+                    "must-revalidate" | "proxy-revalidate" => d.must_revalidate = true,
+                    "max-age" | "s-maxage" => d.max_age = secs().or(d.max_age),
+                    "stale-if-error" => d.stale_if_error = secs(),
+                    "stale-while-revalidate" => d.stale_while_revalidate = secs(),
+                    _ => {}
+                }
+            }
+        }
+        d
+    }
+}
+
+/// How long a stored response stays usable, each period counted from when it was stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Lifetimes {
+    /// Served without asking the upstream.
+    pub(crate) fresh: Duration,
+    /// Served at once while a background refresh runs.
+    pub(crate) stale_while_revalidate: Duration,
+    /// Served when the upstream fails.
+    pub(crate) stale_if_error: Duration,
+}
+
+/// The layer's defaults, overridden by what the upstream said (RFC 5861 §3 and §4: the
+/// upstream's `max-age`, `stale-if-error` and `stale-while-revalidate` win; `must-revalidate`
+/// and `no-cache` forbid serving stale).
+pub(crate) fn lifetimes(d: &Directives, defaults: Lifetimes) -> Lifetimes {
+    let fresh = if d.no_cache {
+        Duration::ZERO
+    } else {
+        d.max_age.unwrap_or(defaults.fresh)
+    };
+    if d.must_revalidate || d.no_cache {
+        return Lifetimes {
+            fresh,
+            stale_while_revalidate: Duration::ZERO,
+            stale_if_error: Duration::ZERO,
+        };
+    }
+    Lifetimes {
+        fresh,
+        stale_while_revalidate: d
+            .stale_while_revalidate
+            .unwrap_or(defaults.stale_while_revalidate),
+        stale_if_error: d.stale_if_error.unwrap_or(defaults.stale_if_error),
+    }
+}
+
+/// Seconds of `Age` the upstream already reported (RFC 9111 §5.1).
+pub(crate) fn upstream_age(headers: &HeaderMap) -> Duration {
+    headers
+        .get(header::AGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(Duration::ZERO, Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(v: &'static str) -> Directives {
+        let mut h = HeaderMap::new();
+        h.insert(header::CACHE_CONTROL, v.parse().unwrap());
+        Directives::parse(&h)
+    }
+
+    const DEFAULTS: Lifetimes = Lifetimes {
+        fresh: Duration::ZERO,
+        stale_while_revalidate: Duration::ZERO,
+        stale_if_error: Duration::from_secs(300),
+    };
+
+    #[test]
+    fn rfc5861_example() {
+        let d = parse("max-age=600, stale-if-error=1200");
+        let l = lifetimes(&d, DEFAULTS);
+        assert_eq!(l.fresh, Duration::from_secs(600));
+        assert_eq!(l.stale_if_error, Duration::from_secs(1200));
+    }
+
+    #[test]
+    fn must_revalidate_and_no_cache_forbid_stale() {
+        let l = lifetimes(&parse("max-age=60, must-revalidate"), DEFAULTS);
+        assert_eq!(
+            (l.fresh, l.stale_if_error),
+            (Duration::from_secs(60), Duration::ZERO)
+        );
+        let l = lifetimes(&parse("no-cache"), DEFAULTS);
+        assert_eq!(
+            (l.fresh, l.stale_if_error),
+            (Duration::ZERO, Duration::ZERO)
+        );
+        assert!(parse("private, no-store").no_store);
+    }
+
+    #[test]
+    fn garbage_is_ignored() {
+        let d = parse("max-age=abc, stale-if-error=-5, , =, stale-while-revalidate=\"30\"");
+        assert_eq!(d.max_age, None);
+        assert_eq!(d.stale_if_error, None);
+        assert_eq!(d.stale_while_revalidate, Some(Duration::from_secs(30)));
+    }
+}

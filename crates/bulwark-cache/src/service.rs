@@ -1,0 +1,516 @@
+//! [`StaleCache`], the service made by [`StaleCacheLayer`](crate::StaleCacheLayer).
+//!
+//! The fresh-hit path answers from memory with a ready future (no allocation but the
+//! response). A miss is a boxed `async` block: it waits on the network anyway, and its steps
+//! (coalescing, the call, reading the body, storing, falling back to a stale copy) read
+//! far better as one `async` function than as a hand-written state machine.
+
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::{atomic::Ordering, Arc},
+    task::{Context, Poll},
+};
+
+use bulwark_http::{BoxError, Class, Classify};
+use bytes::{Bytes, BytesMut};
+use http::{header, Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::BodyExt;
+use tokio::{sync::watch, time::Instant};
+use tower_service::Service;
+
+use crate::{
+    body::CacheBody,
+    key::{self, CacheKey, KeyBody},
+    layer::Config,
+    policy::{self, Directives},
+    stats::{CacheStats, Counters},
+    status::CacheStatus,
+    store::{Entry, Leader, Outcome, Store},
+};
+
+/// Serves the last good response when the upstream fails (see the [crate docs](crate)).
+pub struct StaleCache<S, C, B> {
+    inner: S,
+    config: Arc<Config<B>>,
+    store: Arc<Store>,
+    classify: C,
+}
+
+impl<S, C, B> StaleCache<S, C, B> {
+    pub(crate) fn from_parts(
+        inner: S,
+        config: Arc<Config<B>>,
+        store: Arc<Store>,
+        classify: C,
+    ) -> Self {
+        Self {
+            inner,
+            config,
+            store,
+            classify,
+        }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// Counters shared with the layer and its other services.
+    #[must_use]
+    pub fn stats(&self) -> CacheStats {
+        stats(&self.store)
+    }
+}
+
+pub(crate) fn stats(store: &Store) -> CacheStats {
+    let c = &store.counters;
+    let bytes = store.bytes();
+    CacheStats {
+        hits: c.hits.load(Ordering::Relaxed),
+        stale_served: c.stale_served.load(Ordering::Relaxed),
+        misses: c.misses.load(Ordering::Relaxed),
+        stores: c.stores.load(Ordering::Relaxed),
+        evictions: c.evictions.load(Ordering::Relaxed),
+        bytes,
+        entries: store.cache.entry_count(),
+    }
+}
+
+impl<S: Clone, C: Clone, B> Clone for StaleCache<S, C, B> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            config: Arc::clone(&self.config),
+            store: Arc::clone(&self.store),
+            classify: self.classify.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, C, B> fmt::Debug for StaleCache<S, C, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaleCache")
+            .field("inner", &self.inner)
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
+}
+
+type Boxed<R> = Pin<Box<dyn Future<Output = Result<R, BoxError>> + Send>>;
+
+/// Response future of [`StaleCache`].
+pub struct ResponseFuture<ResB> {
+    kind: Kind<ResB>,
+}
+
+enum Kind<ResB> {
+    Ready(Option<Response<CacheBody<ResB>>>),
+    Boxed(Boxed<Response<CacheBody<ResB>>>),
+}
+
+impl<ResB> fmt::Debug for ResponseFuture<ResB> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+// Nothing in it is ever pinned: the ready response is moved out, the boxed future is pinned
+// on the heap.
+impl<ResB> Unpin for ResponseFuture<ResB> {}
+
+impl<ResB> Future for ResponseFuture<ResB> {
+    type Output = Result<Response<CacheBody<ResB>>, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().kind {
+            Kind::Ready(res) => {
+                Poll::Ready(res.take().ok_or_else(|| "polled after completion".into()))
+            }
+            Kind::Boxed(fut) => fut.as_mut().poll(cx),
+        }
+    }
+}
+
+fn is_unsafe(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    )
+}
+
+impl<S, C, B, ResB> Service<Request<B>> for StaleCache<S, C, B>
+where
+    S: Service<Request<B>, Response = Response<ResB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    C: Classify,
+    B: KeyBody + Send + 'static,
+    ResB: Body<Data = Bytes> + Send + Unpin + 'static,
+    ResB::Error: Into<BoxError>,
+{
+    type Response = Response<CacheBody<ResB>>;
+    type Error = BoxError;
+    type Future = ResponseFuture<ResB>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let config = &self.config;
+        let cacheable = match &config.cacheable {
+            Some(predicate) => predicate(req.method(), req.uri()),
+            None => matches!(*req.method(), Method::GET | Method::HEAD),
+        };
+        let body_keyable =
+            matches!(*req.method(), Method::GET | Method::HEAD) || req.body().key_bytes().is_some();
+        let key_text = if cacheable && body_keyable {
+            match &config.key {
+                Some(f) => f(&req),
+                None => Some(key::target(&req)),
+            }
+        } else {
+            None
+        };
+        let Some(key_text) = key_text else {
+            return passthrough(inner, req, Arc::clone(&self.store));
+        };
+        let key = key::build(&req, key_text, &config.vary, &self.store.hasher);
+        let now = Instant::now();
+        if let Some(entry) = self.store.cache.get(&key) {
+            let age = entry.age(now);
+            let l = entry.lifetimes;
+            if age < l.fresh {
+                Counters::bump(&self.store.counters.hits);
+                tracing::debug!(target: "bulwark_cache", age_s = age.as_secs(), "fresh hit");
+                return ready(entry.respond(CacheStatus::Fresh { age }, "hit", now));
+            }
+            if age < l.fresh + l.stale_while_revalidate {
+                Counters::bump(&self.store.counters.stale_served);
+                tracing::debug!(target: "bulwark_cache", age_s = age.as_secs(), "stale while revalidating");
+                revalidate(
+                    inner,
+                    req,
+                    key,
+                    Arc::clone(config),
+                    Arc::clone(&self.store),
+                    self.classify.clone(),
+                );
+                return ready(entry.respond(CacheStatus::Stale { age }, "hit; fwd=stale", now));
+            }
+        }
+        Counters::bump(&self.store.counters.misses);
+        let fut = miss(
+            inner,
+            req,
+            key,
+            Arc::clone(config),
+            Arc::clone(&self.store),
+            self.classify.clone(),
+        );
+        ResponseFuture {
+            kind: Kind::Boxed(Box::pin(fut)),
+        }
+    }
+}
+
+fn ready<ResB>(res: Response<CacheBody<ResB>>) -> ResponseFuture<ResB> {
+    ResponseFuture {
+        kind: Kind::Ready(Some(res)),
+    }
+}
+
+/// Not cached: sent as is; a successful unsafe request invalidates cached reads of its path.
+fn passthrough<S, B, ResB>(mut inner: S, req: Request<B>, store: Arc<Store>) -> ResponseFuture<ResB>
+where
+    S: Service<Request<B>, Response = Response<ResB>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    ResB: Send + 'static,
+{
+    let invalidate = is_unsafe(req.method()).then(|| req.uri().path().to_owned());
+    let fut = inner.call(req);
+    ResponseFuture {
+        kind: Kind::Boxed(Box::pin(async move {
+            let res = fut.await.map_err(Into::into)?;
+            if let Some(path) = invalidate.filter(|_| res.status().is_success()) {
+                tracing::debug!(target: "bulwark_cache", path, "invalidated by a write");
+                let _ = store
+                    .cache
+                    .invalidate_entries_if(move |k: &CacheKey, _| k.path() == path);
+            }
+            Ok(res.map(|b| CacheBody::live(None, b)))
+        })),
+    }
+}
+
+/// Serves a stale copy on failure, if one is young enough.
+fn stale_copy<ResB>(
+    store: &Store,
+    key: &CacheKey,
+    fwd_status: Option<StatusCode>,
+) -> Option<Response<CacheBody<ResB>>> {
+    let entry = store.cache.get(key)?;
+    let now = Instant::now();
+    let age = entry.age(now);
+    let l = entry.lifetimes;
+    if age >= l.fresh + l.stale_if_error {
+        return None;
+    }
+    Counters::bump(&store.counters.stale_served);
+    let detail = match fwd_status {
+        Some(status) => format!("hit; fwd=stale; fwd-status={}", status.as_u16()),
+        None => "hit; fwd=stale; detail=error".to_owned(),
+    };
+    tracing::info!(target: "bulwark_cache", age_s = age.as_secs(), "upstream failed: served a stale copy");
+    #[cfg(feature = "metrics")]
+    metrics::counter!("bulwark_cache_stale_served_total").increment(1);
+    Some(entry.respond(CacheStatus::Stale { age }, &detail, now))
+}
+
+enum Role {
+    Lead(Leader),
+    Follow(watch::Receiver<Outcome>),
+}
+
+async fn miss<S, C, B, ResB>(
+    mut inner: S,
+    req: Request<B>,
+    key: CacheKey,
+    config: Arc<Config<B>>,
+    store: Arc<Store>,
+    classify: C,
+) -> Result<Response<CacheBody<ResB>>, BoxError>
+where
+    S: Service<Request<B>, Response = Response<ResB>>,
+    S::Error: Into<BoxError>,
+    C: Classify,
+    ResB: Body<Data = Bytes> + Unpin,
+    ResB::Error: Into<BoxError>,
+{
+    let started = Instant::now();
+    let mut leader = None;
+    // Coalescing: one leader per key calls the upstream; the others wait for its outcome.
+    // Bounded: each round either leads, or waits for a leader that then finishes or drops.
+    if config.coalesce {
+        loop {
+            let role = {
+                let mut inflight = store
+                    .inflight
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                match inflight.get(&key) {
+                    Some(rx) => Role::Follow(rx.clone()),
+                    None => {
+                        let (tx, rx) = watch::channel(Outcome::Pending);
+                        inflight.insert(key.clone(), rx);
+                        Role::Lead(Leader {
+                            store: Arc::clone(&store),
+                            key: key.clone(),
+                            tx,
+                        })
+                    }
+                }
+            };
+            match role {
+                Role::Lead(l) => {
+                    leader = Some(l);
+                    break;
+                }
+                Role::Follow(mut rx) => {
+                    let _ = rx.wait_for(|o| *o != Outcome::Pending).await;
+                    let outcome = *rx.borrow();
+                    match outcome {
+                        Outcome::Stored => {
+                            if let Some(entry) =
+                                store.cache.get(&key).filter(|e| e.stored_at >= started)
+                            {
+                                return Ok(entry.respond(
+                                    CacheStatus::Live,
+                                    "fwd=miss; collapsed",
+                                    Instant::now(),
+                                ));
+                            }
+                        }
+                        Outcome::NotStored => {
+                            if let Some(stale) = stale_copy(&store, &key, None) {
+                                return Ok(stale);
+                            }
+                            break; // go to the upstream alone
+                        }
+                        Outcome::Pending => {} // the leader was dropped: try to lead
+                    }
+                }
+            }
+        }
+    }
+    let result = inner.call(req).await.map_err(Into::into);
+    let class = match &result {
+        Ok(res) => classify.classify_response(res),
+        Err(err) => classify.classify_error(&**err),
+    };
+    let finish = |leader: Option<Leader>, outcome| {
+        if let Some(l) = leader {
+            l.finish(outcome);
+        }
+    };
+    match result {
+        Ok(res) if res.status().is_success() => {
+            let directives = Directives::parse(res.headers());
+            let declared = res
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if directives.no_store
+                || res.headers().contains_key(header::SET_COOKIE)
+                || declared.is_some_and(|n| n > config.max_body_bytes as u64)
+            {
+                finish(leader, Outcome::NotStored);
+                return Ok(res.map(|b| CacheBody::live(None, b)));
+            }
+            let (parts, mut body) = res.into_parts();
+            let mut buf = BytesMut::new();
+            loop {
+                match body.frame().await {
+                    None => break,
+                    Some(Ok(frame)) => {
+                        if let Ok(data) = frame.into_data() {
+                            buf.extend_from_slice(&data);
+                        }
+                        if buf.len() > config.max_body_bytes {
+                            finish(leader, Outcome::NotStored);
+                            let res = Response::from_parts(
+                                parts,
+                                CacheBody::live(Some(buf.freeze()), body),
+                            );
+                            return Ok(res);
+                        }
+                    }
+                    Some(Err(err)) => {
+                        // The body broke mid-way: a failure like any other.
+                        finish(leader, Outcome::NotStored);
+                        return match stale_copy(&store, &key, None) {
+                            Some(stale) => Ok(stale),
+                            None => Err(err.into()),
+                        };
+                    }
+                }
+            }
+            let body = buf.freeze();
+            let mut headers = parts.headers.clone();
+            headers.remove(header::TRANSFER_ENCODING);
+            headers.remove(header::CONNECTION);
+            let entry = Entry {
+                status: parts.status,
+                initial_age: policy::upstream_age(&headers),
+                headers,
+                body: body.clone(),
+                stored_at: Instant::now(),
+                lifetimes: policy::lifetimes(&directives, config.defaults),
+            };
+            store.cache.insert(key, Arc::new(entry));
+            Counters::bump(&store.counters.stores);
+            #[cfg(feature = "metrics")]
+            metrics::counter!("bulwark_cache_stores_total").increment(1);
+            finish(leader, Outcome::Stored);
+            let mut res = Response::from_parts(parts, CacheBody::buffered(body));
+            res.headers_mut().insert(
+                "cache-status",
+                http::HeaderValue::from_static("bulwark; fwd=miss; stored"),
+            );
+            res.extensions_mut().insert(CacheStatus::Live);
+            Ok(res)
+        }
+        Ok(res) => {
+            finish(leader, Outcome::NotStored);
+            let status = res.status();
+            if matches!(status.as_u16(), 401 | 403 | 404 | 410) {
+                // A revoked token or an unshared page stops getting data.
+                store.cache.invalidate(&key);
+                tracing::debug!(target: "bulwark_cache", status = status.as_u16(), "evicted");
+            } else if is_failure(class) {
+                if let Some(stale) = stale_copy(&store, &key, Some(status)) {
+                    return Ok(stale);
+                }
+            }
+            let mut res = res.map(|b| CacheBody::live(None, b));
+            res.extensions_mut().insert(CacheStatus::Live);
+            Ok(res)
+        }
+        Err(err) => {
+            finish(leader, Outcome::NotStored);
+            if is_failure(class) {
+                if let Some(stale) = stale_copy(&store, &key, None) {
+                    return Ok(stale);
+                }
+            }
+            Err(err)
+        }
+    }
+}
+
+fn is_failure(class: Class) -> bool {
+    matches!(
+        class,
+        Class::Transient { .. }
+            | Class::Unreachable
+            | Class::Throttled { .. }
+            | Class::Rejected { .. }
+    )
+}
+
+/// Refreshes `key` in the background, unless a refresh (or any miss) is already in flight.
+fn revalidate<S, C, B, ResB>(
+    mut inner: S,
+    req: Request<B>,
+    key: CacheKey,
+    config: Arc<Config<B>>,
+    store: Arc<Store>,
+    classify: C,
+) where
+    S: Service<Request<B>, Response = Response<ResB>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    C: Classify,
+    B: Send + 'static,
+    ResB: Body<Data = Bytes> + Send + Unpin + 'static,
+    ResB::Error: Into<BoxError>,
+{
+    if store
+        .inflight
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .contains_key(&key)
+    {
+        return;
+    }
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    handle.spawn(async move {
+        if std::future::poll_fn(|cx| inner.poll_ready(cx))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let _ = miss(inner, req, key, config, store, classify).await;
+    });
+}

@@ -1,0 +1,373 @@
+//! `StaleCacheLayer` behaviour through the public API, with paused time.
+
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use bulwark_cache::{CacheStatus, StaleCacheLayer};
+use bulwark_http::{BoxError, BufferedBody, CircuitOpen};
+use http::{Method, Request, Response};
+use http_body_util::BodyExt;
+use tower::{util::BoxCloneService, Layer, ServiceExt};
+
+/// What the fake upstream answers next.
+#[derive(Clone, Debug)]
+enum Next {
+    Ok(&'static str),
+    OkWith(&'static str, &'static str),
+    Status(u16),
+    Refused,
+    Open,
+    Slow(u64),
+    Bytes(usize),
+}
+
+#[derive(Clone)]
+struct Upstream {
+    next: Arc<Mutex<Next>>,
+    calls: Arc<AtomicUsize>,
+}
+
+impl Upstream {
+    fn new(next: Next) -> Self {
+        Self {
+            next: Arc::new(Mutex::new(next)),
+            calls: Arc::default(),
+        }
+    }
+
+    fn set(&self, next: Next) {
+        *self.next.lock().unwrap() = next;
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    fn service(&self) -> BoxCloneService<Request<BufferedBody>, Response<BufferedBody>, BoxError> {
+        let up = self.clone();
+        BoxCloneService::new(tower::service_fn(move |req: Request<BufferedBody>| {
+            up.calls.fetch_add(1, Ordering::SeqCst);
+            let next = up.next.lock().unwrap().clone();
+            let echo = String::from_utf8_lossy(req.body().as_ref()).into_owned();
+            async move {
+                let res = |status: u16, cc: Option<&str>, body: String| {
+                    let mut b = Response::builder().status(status);
+                    if let Some(cc) = cc {
+                        b = b.header("cache-control", cc);
+                    }
+                    Ok(b.body(BufferedBody::from(body)).unwrap())
+                };
+                match next {
+                    Next::Ok(body) => res(200, None, format!("{body}{echo}")),
+                    Next::OkWith(body, cc) => res(200, Some(cc), body.to_owned()),
+                    Next::Status(s) => res(s, None, format!("status {s}")),
+                    Next::Refused => {
+                        Err(std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into())
+                    }
+                    Next::Open => Err(CircuitOpen::new(Duration::from_secs(5)).into()),
+                    Next::Bytes(n) => res(200, None, "y".repeat(n)),
+                    Next::Slow(ms) => {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                        res(200, None, "slow".to_owned())
+                    }
+                }
+            }
+        }))
+    }
+}
+
+fn get(path: &str, token: &str) -> Request<BufferedBody> {
+    Request::get(format!("https://api.test{path}"))
+        .header("authorization", format!("Bearer {token}"))
+        .body(BufferedBody::empty())
+        .unwrap()
+}
+
+async fn body<B: http_body::Body>(res: Response<B>) -> String
+where
+    B::Error: std::fmt::Debug,
+{
+    String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn rfc5861_example() {
+    let up = Upstream::new(Next::OkWith("v1", "max-age=600, stale-if-error=1200"));
+    let cache = StaleCacheLayer::new();
+    let svc = cache.layer(up.service());
+    assert_eq!(
+        svc.clone().oneshot(get("/p", "a")).await.unwrap().status(),
+        200
+    );
+    // Fresh for 600 s: no upstream call.
+    tokio::time::advance(Duration::from_secs(300)).await;
+    let res = svc.clone().oneshot(get("/p", "a")).await.unwrap();
+    assert_eq!(
+        res.extensions().get::<CacheStatus>(),
+        Some(&CacheStatus::Fresh {
+            age: Duration::from_secs(300)
+        })
+    );
+    assert_eq!(up.calls(), 1);
+    // At age 900 the upstream fails: the stored 200 answers, Age: 900.
+    tokio::time::advance(Duration::from_secs(600)).await;
+    up.set(Next::Status(500));
+    let res = svc.clone().oneshot(get("/p", "a")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["age"], "900");
+    assert_eq!(
+        res.headers()["cache-status"],
+        "bulwark; hit; fwd=stale; fwd-status=500"
+    );
+    assert_eq!(
+        res.extensions().get::<CacheStatus>(),
+        Some(&CacheStatus::Stale {
+            age: Duration::from_secs(900)
+        })
+    );
+    assert_eq!(body(res).await, "v1");
+    // At age 1801 (past 600 + 1200) the 500 passes through.
+    tokio::time::advance(Duration::from_secs(901)).await;
+    let res = svc.clone().oneshot(get("/p", "a")).await.unwrap();
+    assert_eq!(res.status(), 500);
+    assert_eq!(cache.stats().stale_served, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn must_revalidate_and_no_store_are_never_served_stale() {
+    for cc in ["max-age=0, must-revalidate", "no-store", "no-cache"] {
+        let up = Upstream::new(Next::OkWith("v1", cc));
+        let svc = StaleCacheLayer::new().layer(up.service());
+        svc.clone().oneshot(get("/p", "a")).await.unwrap();
+        up.set(Next::Status(503));
+        assert_eq!(
+            svc.clone().oneshot(get("/p", "a")).await.unwrap().status(),
+            503,
+            "{cc}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn always_live_by_default_and_stale_for_five_minutes() {
+    let up = Upstream::new(Next::Ok("v1"));
+    let svc = StaleCacheLayer::new().layer(up.service());
+    let res = svc.clone().oneshot(get("/p", "a")).await.unwrap();
+    assert_eq!(
+        res.extensions().get::<CacheStatus>(),
+        Some(&CacheStatus::Live)
+    );
+    svc.clone().oneshot(get("/p", "a")).await.unwrap();
+    assert_eq!(up.calls(), 2, "fresh_for defaults to 0: always go live");
+    up.set(Next::Refused);
+    tokio::time::advance(Duration::from_secs(299)).await;
+    let res = svc.clone().oneshot(get("/p", "a")).await.unwrap();
+    assert_eq!(
+        res.status(),
+        200,
+        "an error (not a response) is answered stale too"
+    );
+    assert_eq!(
+        res.headers()["cache-status"],
+        "bulwark; hit; fwd=stale; detail=error"
+    );
+    tokio::time::advance(Duration::from_secs(2)).await;
+    let err = svc.clone().oneshot(get("/p", "a")).await.unwrap_err();
+    assert!(
+        err.downcast_ref::<std::io::Error>().is_some(),
+        "too old: the error passes through"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_circuit_inside_is_answered_stale() {
+    let up = Upstream::new(Next::Ok("v1"));
+    let svc = StaleCacheLayer::new().layer(up.service());
+    svc.clone().oneshot(get("/p", "a")).await.unwrap();
+    up.set(Next::Open);
+    let res = svc.clone().oneshot(get("/p", "a")).await.unwrap();
+    assert!(matches!(
+        res.extensions().get::<CacheStatus>(),
+        Some(CacheStatus::Stale { .. })
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn stale_while_revalidate_refreshes_exactly_once() {
+    let up = Upstream::new(Next::Ok("v1"));
+    let cache = StaleCacheLayer::new()
+        .fresh_for(Duration::from_secs(10))
+        .stale_while_revalidate(Duration::from_secs(60));
+    let svc = cache.layer(up.service());
+    svc.clone().oneshot(get("/p", "a")).await.unwrap();
+    tokio::time::advance(Duration::from_secs(15)).await;
+    up.set(Next::Slow(100));
+    for _ in 0..5 {
+        let res = svc.clone().oneshot(get("/p", "a")).await.unwrap();
+        assert!(matches!(
+            res.extensions().get::<CacheStatus>(),
+            Some(CacheStatus::Stale { .. })
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        up.calls(),
+        2,
+        "one background refresh for five stale answers"
+    );
+    let res = svc.clone().oneshot(get("/p", "a")).await.unwrap();
+    assert!(matches!(
+        res.extensions().get::<CacheStatus>(),
+        Some(CacheStatus::Fresh { .. })
+    ));
+    assert_eq!(body(res).await, "slow");
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_tokens_copy_never_reaches_another() {
+    let up = Upstream::new(Next::Ok("secret page of A"));
+    let svc = StaleCacheLayer::new().layer(up.service());
+    svc.clone().oneshot(get("/p", "token-a")).await.unwrap();
+    up.set(Next::Status(503));
+    let res = svc.clone().oneshot(get("/p", "token-b")).await.unwrap();
+    assert_eq!(res.status(), 503, "B gets the failure, not A's copy");
+    let res = svc.clone().oneshot(get("/p", "token-a")).await.unwrap();
+    assert_eq!(body(res).await, "secret page of A");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_404_evicts_and_a_write_invalidates() {
+    let up = Upstream::new(Next::Ok("v1"));
+    let cache = StaleCacheLayer::new();
+    let svc = cache.layer(up.service());
+    svc.clone().oneshot(get("/v1/pages/1", "a")).await.unwrap();
+    up.set(Next::Status(404));
+    assert_eq!(
+        svc.clone()
+            .oneshot(get("/v1/pages/1", "a"))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
+    up.set(Next::Status(503));
+    assert_eq!(
+        svc.clone()
+            .oneshot(get("/v1/pages/1", "a"))
+            .await
+            .unwrap()
+            .status(),
+        503,
+        "evicted by the 404"
+    );
+
+    up.set(Next::Ok("v1"));
+    svc.clone().oneshot(get("/v1/pages/2", "a")).await.unwrap();
+    let patch = Request::builder()
+        .method(Method::PATCH)
+        .uri("https://api.test/v1/pages/2")
+        .body(BufferedBody::from("{}"))
+        .unwrap();
+    assert_eq!(svc.clone().oneshot(patch).await.unwrap().status(), 200);
+    up.set(Next::Status(503));
+    assert_eq!(
+        svc.clone()
+            .oneshot(get("/v1/pages/2", "a"))
+            .await
+            .unwrap()
+            .status(),
+        503,
+        "invalidated by the PATCH"
+    );
+    assert!(cache.stats().evictions >= 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn read_only_posts_are_keyed_by_their_body() {
+    let up = Upstream::new(Next::Ok("result for "));
+    let cache = StaleCacheLayer::new()
+        .cacheable(|m, u| m == Method::GET || (m == Method::POST && u.path() == "/v1/search"));
+    let svc = cache.layer(up.service());
+    let search = |q: &'static str| {
+        Request::post("https://api.test/v1/search")
+            .header("authorization", "Bearer a")
+            .body(BufferedBody::from(q))
+            .unwrap()
+    };
+    svc.clone().oneshot(search("alpha")).await.unwrap();
+    svc.clone().oneshot(search("beta")).await.unwrap();
+    assert_eq!(cache.stats().stores, 2);
+    up.set(Next::Status(502));
+    assert_eq!(
+        body(svc.clone().oneshot(search("alpha")).await.unwrap()).await,
+        "result for alpha"
+    );
+    assert_eq!(
+        body(svc.clone().oneshot(search("beta")).await.unwrap()).await,
+        "result for beta"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hundred_concurrent_misses_make_one_call() {
+    let up = Upstream::new(Next::Slow(50));
+    let svc = StaleCacheLayer::new().layer(up.service());
+    let tasks: Vec<_> = (0..100)
+        .map(|_| tokio::spawn(svc.clone().oneshot(get("/p", "a"))))
+        .collect();
+    for t in tasks {
+        let res = t.await.unwrap().unwrap();
+        assert_eq!(res.status(), 200);
+        assert_eq!(body(res).await, "slow");
+    }
+    assert_eq!(up.calls(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dropped_leader_hands_over() {
+    let up = Upstream::new(Next::Slow(1_000));
+    let svc = StaleCacheLayer::new().layer(up.service());
+    let leader = tokio::spawn(svc.clone().oneshot(get("/p", "a")));
+    tokio::task::yield_now().await;
+    let followers: Vec<_> = (0..10)
+        .map(|_| tokio::spawn(svc.clone().oneshot(get("/p", "a"))))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    leader.abort();
+    for f in followers {
+        assert_eq!(f.await.unwrap().unwrap().status(), 200, "nobody hangs");
+    }
+    assert_eq!(up.calls(), 2, "the leader's call, then one follower's");
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_stays_within_max_bytes() {
+    let up = Upstream::new(Next::Bytes(1_000));
+    let cache = StaleCacheLayer::new().max_bytes(100_000);
+    let svc = cache.layer(up.service());
+    for i in 0..2_000 {
+        svc.clone()
+            .oneshot(get(&format!("/p/{i}"), "a"))
+            .await
+            .unwrap();
+    }
+    let stats = cache.stats();
+    assert!(stats.bytes <= 100_000, "{} bytes stored", stats.bytes);
+    assert!(stats.entries < 2_000);
+    assert_eq!(stats.stores, 2_000);
+}
+
+#[tokio::test(start_paused = true)]
+async fn large_bodies_stream_through_uncached() {
+    let up = Upstream::new(Next::Ok("0123456789abcdef"));
+    let cache = StaleCacheLayer::new().max_body_bytes(8);
+    let svc = cache.layer(up.service());
+    let res = svc.clone().oneshot(get("/p", "a")).await.unwrap();
+    assert_eq!(body(res).await, "0123456789abcdef", "nothing lost");
+    assert_eq!(cache.stats().stores, 0);
+}
