@@ -6,7 +6,13 @@ use bulwark_http::{Classify, HttpClassifier};
 use http::{HeaderName, Method, Request};
 use tower_layer::Layer;
 
-use crate::{policy::Lifetimes, service::StaleCache, stats::CacheStats, store::Store};
+use crate::{
+    policy::Lifetimes,
+    service::StaleCache,
+    shared::{self, Remote},
+    stats::CacheStats,
+    store::Store,
+};
 
 pub(crate) type Predicate = Arc<dyn Fn(&Method, &http::Uri) -> bool + Send + Sync>;
 pub(crate) type KeyText<B> = Arc<dyn Fn(&Request<B>) -> Option<String> + Send + Sync>;
@@ -39,6 +45,7 @@ pub struct StaleCacheLayer<C = HttpClassifier, B = bulwark_http::BufferedBody> {
     vary: Vec<HeaderName>,
     coalesce: bool,
     classify: C,
+    remote: Remote,
     store: Arc<Store>,
 }
 
@@ -61,7 +68,13 @@ impl<B> StaleCacheLayer<HttpClassifier, B> {
             vary: Vec::new(),
             coalesce: true,
             classify: HttpClassifier,
-            store: Arc::new(Store::new(max_entries, max_bytes, ttl(defaults))),
+            remote: shared::no_remote(),
+            store: Arc::new(Store::new(
+                max_entries,
+                max_bytes,
+                ttl(defaults),
+                shared::no_remote(),
+            )),
         }
     }
 }
@@ -84,8 +97,33 @@ impl<C, B> StaleCacheLayer<C, B> {
             self.max_entries,
             self.max_bytes,
             ttl(self.defaults),
+            self.remote.clone(),
         ));
         self
+    }
+
+    /// Adds a second level shared by every process on one Redis: see [`RedisStore`] for what
+    /// is read and written when, and what happens while Redis is down.
+    ///
+    /// Like the other setters that shape the store, it starts this layer's store afresh.
+    ///
+    /// ```no_run
+    /// use bulwark_cache::{RedisStore, StaleCacheLayer};
+    ///
+    /// # fn main() -> Result<(), redis::RedisError> {
+    /// let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+    /// let cache: StaleCacheLayer = StaleCacheLayer::new().store(RedisStore::new(client, "myapp:cache"));
+    /// # let _ = cache;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// [`RedisStore`]: crate::RedisStore
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn store(mut self, store: crate::RedisStore) -> Self {
+        self.remote = Some(store);
+        self.rebuild()
     }
 
     /// How old a copy may be and still be served when the upstream fails. Defaults to 5 min.
@@ -178,6 +216,7 @@ impl<C, B> StaleCacheLayer<C, B> {
             vary: self.vary,
             coalesce: self.coalesce,
             classify,
+            remote: self.remote,
             store: self.store,
         }
     }
@@ -201,6 +240,7 @@ impl<C: Clone, B> Clone for StaleCacheLayer<C, B> {
             vary: self.vary.clone(),
             coalesce: self.coalesce,
             classify: self.classify.clone(),
+            remote: self.remote.clone(),
             store: Arc::clone(&self.store),
         }
     }

@@ -21,6 +21,12 @@
 //!   entries; responses over [`max_body_bytes`](StaleCacheLayer::max_body_bytes) stream
 //!   through uncached.
 //!
+//! * **Shared between processes** (feature `redis`): `store(RedisStore::new(client, prefix))`
+//!   adds Redis as a second level: what memory cannot answer is looked up there, every stored
+//!   copy is written there (with a TTL of its windows), evictions delete there. Keys are a
+//!   stable digest, never the token. If Redis is down the cache uses memory only, logs once,
+//!   and uses Redis again when it answers. The `redis` crate is re-exported.
+//!
 //! ## How it differs from http-cache and tower-resilience's cache
 //! Those serve fresh copies; neither serves a stale copy when the upstream fails, and
 //! http-cache cannot key on a body. This layer's job is the failure case.
@@ -61,7 +67,10 @@ mod body;
 mod key;
 mod layer;
 mod policy;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod service;
+mod shared;
 mod stats;
 mod status;
 mod store;
@@ -69,6 +78,12 @@ mod store;
 pub use body::CacheBody;
 pub use key::{CacheKey, KeyBody};
 pub use layer::StaleCacheLayer;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis_store::RedisStore;
 pub use service::{ResponseFuture, StaleCache};
 pub use stats::CacheStats;
 pub use status::CacheStatus;

@@ -26,8 +26,9 @@ use crate::{
     key::{self, CacheKey, KeyBody},
     layer::Config,
     policy::{self, Directives},
+    shared::{self, SharedKey},
     stats::{CacheStats, Counters},
-    status::CacheStatus,
+    status::{values, CacheStatus, CACHE_STATUS},
     store::{Entry, Leader, Outcome, Store},
 };
 
@@ -87,6 +88,8 @@ pub(crate) fn stats(store: &Store) -> CacheStats {
         evictions: c.evictions.load(Ordering::Relaxed),
         bytes,
         entries: store.cache.entry_count(),
+        shared_loads: c.shared_loads.load(Ordering::Relaxed),
+        shared_unavailable: c.shared_unavailable.load(Ordering::Relaxed),
     }
 }
 
@@ -199,27 +202,35 @@ where
             if age < l.fresh {
                 Counters::bump(&self.store.counters.hits);
                 tracing::debug!(target: "bulwark_cache", age_s = age.as_secs(), "fresh hit");
-                return ready(entry.respond(CacheStatus::Fresh { age }, "hit", now));
+                return ready(entry.respond(CacheStatus::Fresh { age }, values::HIT, now));
             }
             if age < l.fresh + l.stale_while_revalidate {
                 Counters::bump(&self.store.counters.stale_served);
                 tracing::debug!(target: "bulwark_cache", age_s = age.as_secs(), "stale while revalidating");
+                let shared = shared::key(&self.store, &req, &key, &config.vary);
                 revalidate(
                     inner,
                     req,
                     key,
+                    shared,
                     Arc::clone(config),
                     Arc::clone(&self.store),
                     self.classify.clone(),
                 );
-                return ready(entry.respond(CacheStatus::Stale { age }, "hit; fwd=stale", now));
+                return ready(entry.respond(
+                    CacheStatus::Stale { age },
+                    values::STALE_REVALIDATING,
+                    now,
+                ));
             }
         }
         Counters::bump(&self.store.counters.misses);
+        let shared = shared::key(&self.store, &req, &key, &config.vary);
         let fut = miss(
             inner,
             req,
             key,
+            shared,
             Arc::clone(config),
             Arc::clone(&self.store),
             self.classify.clone(),
@@ -251,6 +262,7 @@ where
             let res = fut.await.map_err(Into::into)?;
             if let Some(path) = invalidate.filter(|_| res.status().is_success()) {
                 tracing::debug!(target: "bulwark_cache", path, "invalidated by a write");
+                shared::invalidate_path(&store, &path).await;
                 let _ = store
                     .cache
                     .invalidate_entries_if(move |k: &CacheKey, _| k.path() == path);
@@ -275,13 +287,13 @@ fn stale_copy<ResB>(
     }
     Counters::bump(&store.counters.stale_served);
     let detail = match fwd_status {
-        Some(status) => format!("hit; fwd=stale; fwd-status={}", status.as_u16()),
-        None => "hit; fwd=stale; detail=error".to_owned(),
+        Some(status) => values::stale_status(status),
+        None => values::STALE_ERROR,
     };
     tracing::info!(target: "bulwark_cache", age_s = age.as_secs(), "upstream failed: served a stale copy");
     #[cfg(feature = "metrics")]
     metrics::counter!("bulwark_cache_stale_served_total").increment(1);
-    Some(entry.respond(CacheStatus::Stale { age }, &detail, now))
+    Some(entry.respond(CacheStatus::Stale { age }, detail, now))
 }
 
 enum Role {
@@ -293,6 +305,7 @@ async fn miss<S, C, B, ResB>(
     mut inner: S,
     req: Request<B>,
     key: CacheKey,
+    shared: SharedKey,
     config: Arc<Config<B>>,
     store: Arc<Store>,
     classify: C,
@@ -319,11 +332,12 @@ where
                     Some(rx) => Role::Follow(rx.clone()),
                     None => {
                         let (tx, rx) = watch::channel(Outcome::Pending);
-                        inflight.insert(key.clone(), rx);
+                        inflight.insert(key.clone(), rx.clone());
                         Role::Lead(Leader {
                             store: Arc::clone(&store),
                             key: key.clone(),
                             tx,
+                            rx,
                         })
                     }
                 }
@@ -343,7 +357,7 @@ where
                             {
                                 return Ok(entry.respond(
                                     CacheStatus::Live,
-                                    "fwd=miss; collapsed",
+                                    values::COLLAPSED,
                                     Instant::now(),
                                 ));
                             }
@@ -360,15 +374,32 @@ where
             }
         }
     }
-    let result = inner.call(req).await.map_err(Into::into);
-    let class = match &result {
-        Ok(res) => classify.classify_response(res),
-        Err(err) => classify.classify_error(&**err),
-    };
     let finish = |leader: Option<Leader>, outcome| {
         if let Some(l) = leader {
             l.finish(outcome);
         }
+    };
+    // The shared level: a fresh copy there answers; any copy there is kept in memory, where
+    // a failure below finds it.
+    if let Some(entry) = shared::load(&store, &shared).await {
+        let now = Instant::now();
+        let age = entry.age(now);
+        let fresh = age < entry.lifetimes.fresh;
+        let entry = Arc::new(entry);
+        if store.cache.get(&key).is_none_or(|mine| mine.age(now) > age) {
+            store.cache.insert(key.clone(), Arc::clone(&entry));
+        }
+        if fresh {
+            Counters::bump(&store.counters.hits);
+            tracing::debug!(target: "bulwark_cache", age_s = age.as_secs(), "fresh hit from Redis");
+            finish(leader, Outcome::Stored);
+            return Ok(entry.respond(CacheStatus::Fresh { age }, values::HIT_SHARED, now));
+        }
+    }
+    let result = inner.call(req).await.map_err(Into::into);
+    let class = match &result {
+        Ok(res) => classify.classify_response(res),
+        Err(err) => classify.classify_error(&**err),
     };
     match result {
         Ok(res) if res.status().is_success() => {
@@ -386,20 +417,30 @@ where
                 return Ok(res.map(|b| CacheBody::live(None, b)));
             }
             let (parts, mut body) = res.into_parts();
+            // The first data frame is kept as it is (most bodies are one frame); only a
+            // second one starts a copy.
+            let mut first: Option<Bytes> = None;
             let mut buf = BytesMut::new();
             loop {
                 match body.frame().await {
                     None => break,
                     Some(Ok(frame)) => {
                         if let Ok(data) = frame.into_data() {
-                            buf.extend_from_slice(&data);
+                            match first.take() {
+                                None if buf.is_empty() => first = Some(data),
+                                Some(earlier) => {
+                                    buf.extend_from_slice(&earlier);
+                                    buf.extend_from_slice(&data);
+                                }
+                                None => buf.extend_from_slice(&data),
+                            }
                         }
-                        if buf.len() > config.max_body_bytes {
+                        let read = first.as_ref().map_or(buf.len(), Bytes::len);
+                        if read > config.max_body_bytes {
                             finish(leader, Outcome::NotStored);
-                            let res = Response::from_parts(
-                                parts,
-                                CacheBody::live(Some(buf.freeze()), body),
-                            );
+                            let prefix = first.take().unwrap_or_else(|| buf.split().freeze());
+                            let res =
+                                Response::from_parts(parts, CacheBody::live(Some(prefix), body));
                             return Ok(res);
                         }
                     }
@@ -413,7 +454,7 @@ where
                     }
                 }
             }
-            let body = buf.freeze();
+            let body = first.unwrap_or_else(|| buf.freeze());
             let mut headers = parts.headers.clone();
             headers.remove(header::TRANSFER_ENCODING);
             headers.remove(header::CONNECTION);
@@ -425,16 +466,15 @@ where
                 stored_at: Instant::now(),
                 lifetimes: policy::lifetimes(&directives, config.defaults),
             };
-            store.cache.insert(key, Arc::new(entry));
+            let entry = Arc::new(entry);
+            store.cache.insert(key, Arc::clone(&entry));
             Counters::bump(&store.counters.stores);
             #[cfg(feature = "metrics")]
             metrics::counter!("bulwark_cache_stores_total").increment(1);
             finish(leader, Outcome::Stored);
+            shared::save(&store, &shared, &entry).await;
             let mut res = Response::from_parts(parts, CacheBody::buffered(body));
-            res.headers_mut().insert(
-                "cache-status",
-                http::HeaderValue::from_static("bulwark; fwd=miss; stored"),
-            );
+            res.headers_mut().insert(CACHE_STATUS, values::STORED);
             res.extensions_mut().insert(CacheStatus::Live);
             Ok(res)
         }
@@ -444,6 +484,7 @@ where
             if matches!(status.as_u16(), 401 | 403 | 404 | 410) {
                 // A revoked token or an unshared page stops getting data.
                 store.cache.invalidate(&key);
+                shared::delete(&store, &shared).await;
                 tracing::debug!(target: "bulwark_cache", status = status.as_u16(), "evicted");
             } else if is_failure(class) {
                 if let Some(stale) = stale_copy(&store, &key, Some(status)) {
@@ -481,6 +522,7 @@ fn revalidate<S, C, B, ResB>(
     mut inner: S,
     req: Request<B>,
     key: CacheKey,
+    shared: SharedKey,
     config: Arc<Config<B>>,
     store: Arc<Store>,
     classify: C,
@@ -511,6 +553,6 @@ fn revalidate<S, C, B, ResB>(
         {
             return;
         }
-        let _ = miss(inner, req, key, config, store, classify).await;
+        let _ = miss(inner, req, key, shared, config, store, classify).await;
     });
 }

@@ -20,6 +20,11 @@ pub struct CacheStats {
     pub bytes: u64,
     /// Entries held now.
     pub entries: u64,
+    /// Copies found in the shared store (Redis, feature `redis`) by requests that memory could
+    /// not answer.
+    pub shared_loads: u64,
+    /// Shared-store calls that failed, timed out, or were skipped while it was down.
+    pub shared_unavailable: u64,
 }
 
 #[derive(Debug, Default)]
@@ -29,6 +34,8 @@ pub(crate) struct Counters {
     pub(crate) misses: AtomicU64,
     pub(crate) stores: AtomicU64,
     pub(crate) evictions: AtomicU64,
+    pub(crate) shared_loads: AtomicU64,
+    pub(crate) shared_unavailable: AtomicU64,
 }
 
 impl Counters {

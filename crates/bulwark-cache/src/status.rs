@@ -30,5 +30,30 @@ pub enum CacheStatus {
     },
 }
 
-/// The `Cache-Status` cache name.
-pub(crate) const CACHE_NAME: &str = "bulwark";
+/// The `Cache-Status` header (RFC 9211).
+pub(crate) const CACHE_STATUS: http::HeaderName = http::HeaderName::from_static("cache-status");
+
+/// `Cache-Status` values; the cache's name is `bulwark`.
+pub(crate) mod values {
+    use http::HeaderValue;
+
+    pub(crate) const HIT: HeaderValue = HeaderValue::from_static("bulwark; hit");
+    pub(crate) const HIT_SHARED: HeaderValue =
+        HeaderValue::from_static("bulwark; hit; detail=shared");
+    pub(crate) const STALE_REVALIDATING: HeaderValue =
+        HeaderValue::from_static("bulwark; hit; fwd=stale");
+    pub(crate) const STALE_ERROR: HeaderValue =
+        HeaderValue::from_static("bulwark; hit; fwd=stale; detail=error");
+    pub(crate) const COLLAPSED: HeaderValue =
+        HeaderValue::from_static("bulwark; fwd=miss; collapsed");
+    pub(crate) const STORED: HeaderValue = HeaderValue::from_static("bulwark; fwd=miss; stored");
+
+    /// `fwd=stale` with the status the upstream answered.
+    pub(crate) fn stale_status(status: http::StatusCode) -> HeaderValue {
+        HeaderValue::from_str(&format!(
+            "bulwark; hit; fwd=stale; fwd-status={}",
+            status.as_u16()
+        ))
+        .unwrap_or(STALE_ERROR)
+    }
+}

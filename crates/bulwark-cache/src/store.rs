@@ -13,8 +13,9 @@ use tokio::{sync::watch, time::Instant};
 use crate::{
     key::CacheKey,
     policy::Lifetimes,
+    shared::Remote,
     stats::Counters,
-    status::{CacheStatus, CACHE_NAME},
+    status::{CacheStatus, CACHE_STATUS},
     CacheBody,
 };
 
@@ -48,7 +49,7 @@ impl Entry {
     pub(crate) fn respond<B>(
         &self,
         status: CacheStatus,
-        cache_status: &str,
+        cache_status: HeaderValue,
         now: Instant,
     ) -> Response<CacheBody<B>> {
         let mut res = Response::new(CacheBody::buffered(self.body.clone()));
@@ -57,9 +58,7 @@ impl Entry {
         let age = self.age(now);
         res.headers_mut()
             .insert(http::header::AGE, HeaderValue::from(age.as_secs()));
-        if let Ok(v) = HeaderValue::from_str(&format!("{CACHE_NAME}; {cache_status}")) {
-            res.headers_mut().insert("cache-status", v);
-        }
+        res.headers_mut().insert(CACHE_STATUS, cache_status);
         res.extensions_mut().insert(status);
         res
     }
@@ -80,6 +79,9 @@ pub(crate) struct Store {
     pub(crate) inflight: Mutex<HashMap<CacheKey, watch::Receiver<Outcome>>>,
     pub(crate) hasher: RandomState,
     pub(crate) counters: Arc<Counters>,
+    /// The shared second level, if any.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) remote: Remote,
 }
 
 impl std::fmt::Debug for Store {
@@ -91,7 +93,12 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    pub(crate) fn new(max_entries: u64, max_bytes: u64, time_to_live: Duration) -> Self {
+    pub(crate) fn new(
+        max_entries: u64,
+        max_bytes: u64,
+        time_to_live: Duration,
+        remote: Remote,
+    ) -> Self {
         let counters = Arc::new(Counters::default());
         let evictions = Arc::clone(&counters);
         // Each entry weighs at least max_bytes / max_entries, so both bounds hold at once.
@@ -114,6 +121,7 @@ impl Store {
             inflight: Mutex::default(),
             hasher: RandomState::new(),
             counters,
+            remote,
         }
     }
 
@@ -128,6 +136,8 @@ pub(crate) struct Leader {
     pub(crate) store: Arc<Store>,
     pub(crate) key: CacheKey,
     pub(crate) tx: watch::Sender<Outcome>,
+    /// Our own channel's receiver, to recognise our in-flight entry without subscribing.
+    pub(crate) rx: watch::Receiver<Outcome>,
 }
 
 impl Leader {
@@ -146,7 +156,7 @@ impl Drop for Leader {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if inflight
             .get(&self.key)
-            .is_some_and(|rx| rx.same_channel(&self.tx.subscribe()))
+            .is_some_and(|rx| rx.same_channel(&self.rx))
         {
             inflight.remove(&self.key);
         }

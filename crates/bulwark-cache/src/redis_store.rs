@@ -1,0 +1,635 @@
+//! [`RedisStore`]: a second level behind the in-memory store, shared by every process that
+//! uses the same Redis and key prefix.
+//!
+//! * **Keys** are stable across processes and machines: a 128-bit SipHash-1-3 with a fixed key
+//!   (the `siphasher` crate, which implements the published algorithm, so the digest does not
+//!   change with the Rust release or the platform) of the method, the key text, the
+//!   `Authorization` value, `Accept`, the vary headers and, for body-keyed requests, the body,
+//!   each length-prefixed. The token itself is never written. A second digest, with another
+//!   key, is stored in the entry and checked on load.
+//! * **Entries** are a small length-prefixed binary record (see [`encode`]): status, headers,
+//!   body, the wall-clock time it was written (UNIX ms: processes share no monotonic clock),
+//!   its age then, and its lifetimes. Written with `PX` = what is left of fresh +
+//!   max(stale-if-error, stale-while-revalidate), so Redis drops it when no layer could use it.
+//! * **Invalidation**: each entry's key is added to a set per path (`{prefix}:p:{digest}`), so
+//!   a successful write deletes every copy of its path, like the in-memory store does.
+//! * **Down**: a call that fails or outlasts the timeout counts as a miss; the outage is logged
+//!   once, Redis is tried again at most once a second, and its return is logged.
+
+use std::{
+    fmt,
+    future::Future,
+    hash::Hasher,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
+use redis::{
+    aio::{ConnectionManager, ConnectionManagerConfig},
+    Client, Cmd, FromRedisValue, RedisError,
+};
+use siphasher::sip128::{Hasher128, SipHasher13};
+use tokio::{sync::OnceCell, time::Instant};
+
+use crate::{key::CacheKey, policy::Lifetimes, store::Entry, KeyBody};
+
+/// While Redis is down, it is tried again at most this often.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
+
+/// Fixed SipHash keys: part of the storage format (changing them orphans every entry).
+const KEY_DIGEST: (u64, u64) = (0x6275_6c77_6172_6b2d, 0x6361_6368_652d_6b31);
+const CHECK_DIGEST: (u64, u64) = (0x6275_6c77_6172_6b2d, 0x6361_6368_652d_6332);
+
+/// First bytes of an encoded entry: format version 1.
+const MAGIC: &[u8; 4] = b"BWC\x01";
+
+/// Stores the entry `KEYS[1]` (`ARGV[1]`, for `ARGV[2]` ms) and adds it to its path's set
+/// `KEYS[2]`, which lives as long as its longest-lived entry.
+const SAVE: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[2], KEYS[1])
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+return 1
+";
+
+/// Deletes every entry in the path set `KEYS[1]`, then the set.
+const INVALIDATE_PATH: &str = r"
+local keys = redis.call('SMEMBERS', KEYS[1])
+for _, k in ipairs(keys) do redis.call('DEL', k) end
+redis.call('DEL', KEYS[1])
+return #keys
+";
+
+/// A second level behind the in-memory store, in Redis, shared by every layer — in any
+/// process — that uses the same Redis and key prefix. Set it with
+/// [`StaleCacheLayer::store`](crate::StaleCacheLayer::store).
+///
+/// * A request that memory cannot answer looks in Redis first (one `GET`): a copy still fresh
+///   there is served without calling the upstream; any copy found is kept in memory, so when
+///   the upstream then fails, another process's copy is served stale, marked as usual.
+/// * Every stored response is written to Redis too (one `EVAL`), with a TTL of what is left of
+///   its fresh + max(stale-if-error, stale-while-revalidate) windows.
+/// * A 401/403/404/410 deletes the request's copy in Redis too; a successful write deletes
+///   every copy of its path.
+/// * Fresh hits from memory never touch Redis.
+///
+/// The connection (a [`redis::aio::ConnectionManager`], which reconnects by itself) is made on
+/// first use, so `new` never fails and never blocks. Entries are keyed by a stable digest
+/// (never the token); see the module source for the format.
+///
+/// # When Redis is down
+/// A call that fails or takes longer than [`timeout`](Self::timeout) counts as a miss: the
+/// request is answered as without a store (memory, then the upstream, then a stale copy from
+/// memory). The outage is logged once (`warn`, target `bulwark_cache`); meanwhile Redis is
+/// tried again at most once a second (the other requests skip it at once), and its return is
+/// logged (`info`). No request waits more than `timeout` per Redis call (at most two per
+/// request: a lookup, then a write or a delete).
+///
+/// # Limitations
+/// One Redis (or a primary): the path sets hold keys of several slots, so Redis Cluster is not
+/// supported. A copy in Redis that is past fresh but within stale-while-revalidate is not
+/// served at once: the request goes live (and falls back to that copy if the upstream fails).
+/// A process sees another's newer copy only once its own is no longer fresh. Anyone who can
+/// read the Redis can read the cached responses: give it the protection the data needs.
+///
+/// # Clone
+/// Clones share the connection and the up/down state.
+///
+/// # Example
+/// ```no_run
+/// use std::time::Duration;
+/// use bulwark_cache::{RedisStore, StaleCacheLayer};
+///
+/// # fn main() -> Result<(), redis::RedisError> {
+/// // Every process with this layer serves the others' copies when Notion fails.
+/// let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+/// let cache: StaleCacheLayer = StaleCacheLayer::new()
+///     .stale_if_error(Duration::from_secs(300))
+///     .store(RedisStore::new(client, "bulwark:notion-cache"));
+/// # let _ = cache;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    prefix: Arc<str>,
+    timeout: Duration,
+    state: Arc<State>,
+}
+
+/// What clones share.
+struct State {
+    client: Client,
+    connection: OnceCell<ConnectionManager>,
+    /// Redis failed last time it was asked.
+    down: AtomicBool,
+    /// While down: when Redis may be tried again (nanoseconds since `start`).
+    retry_at: AtomicU64,
+    start: Instant,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Not the client: its connection info may hold a password.
+        f.debug_struct("RedisStore")
+            .field("key_prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("down", &self.state.down.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where one request's copy lives in Redis.
+#[derive(Debug)]
+pub(crate) struct SharedKey {
+    /// `{prefix}:e:{digest}`.
+    entry: String,
+    /// `{prefix}:p:{digest of the path}`.
+    paths: String,
+    /// A second digest of the same parts, stored in the entry and checked on load.
+    check: [u8; 16],
+}
+
+/// Why Redis did not answer.
+#[derive(Debug)]
+pub(crate) enum Unavailable {
+    /// Down, and not yet due for another try: not asked.
+    Skipped,
+    Redis(RedisError),
+    Timeout(Duration),
+}
+
+impl fmt::Display for Unavailable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Skipped => f.write_str("down, not asked"),
+            Self::Redis(e) => e.fmt(f),
+            Self::Timeout(t) => write!(f, "no answer within {t:?}"),
+        }
+    }
+}
+
+impl RedisStore {
+    /// Entries in the Redis that `client` points to, under keys that start with `key_prefix`.
+    ///
+    /// Connects on first use (a failure then counts as Redis being down), so this never fails.
+    #[must_use]
+    pub fn new(client: Client, key_prefix: impl Into<String>) -> Self {
+        let prefix: String = key_prefix.into();
+        Self {
+            prefix: prefix.into(),
+            timeout: Duration::from_millis(100),
+            state: Arc::new(State::new(client)),
+        }
+    }
+
+    /// The longest a request waits for one Redis call (to connect, or to answer) before it
+    /// counts as a miss. Defaults to 100 ms.
+    ///
+    /// Set it before cloning the store: the store it returns starts a connection of its own.
+    #[must_use]
+    pub fn timeout(self, timeout: Duration) -> Self {
+        Self {
+            prefix: self.prefix,
+            timeout,
+            state: Arc::new(State::new(self.state.client.clone())),
+        }
+    }
+
+    /// The prefix of this store's keys.
+    #[must_use]
+    pub fn key_prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The Redis keys of `req`'s copy (`key` was built from it).
+    pub(crate) fn shared_key<B: KeyBody>(
+        &self,
+        req: &Request<B>,
+        key: &CacheKey,
+        vary: &[HeaderName],
+    ) -> SharedKey {
+        let mut digest = SipHasher13::new_with_keys(KEY_DIGEST.0, KEY_DIGEST.1);
+        let mut check = SipHasher13::new_with_keys(CHECK_DIGEST.0, CHECK_DIGEST.1);
+        let mut part = |bytes: &[u8]| {
+            for h in [&mut digest, &mut check] {
+                h.write(&(bytes.len() as u64).to_le_bytes());
+                h.write(bytes);
+            }
+        };
+        part(key.method.as_str().as_bytes());
+        part(key.target.as_bytes());
+        match req.headers().get(header::AUTHORIZATION) {
+            Some(v) => {
+                part(b"a");
+                part(v.as_bytes());
+            }
+            None => part(b"-"),
+        }
+        for name in std::iter::once(&header::ACCEPT).chain(vary) {
+            part(name.as_str().as_bytes());
+            let values = req.headers().get_all(name);
+            part(&(values.iter().count() as u64).to_le_bytes());
+            for v in values {
+                part(v.as_bytes());
+            }
+        }
+        if key.method != Method::GET && key.method != Method::HEAD {
+            if let Some(body) = req.body().key_bytes() {
+                part(b"b");
+                part(body);
+            }
+        }
+        let digest = digest.finish128().as_bytes();
+        SharedKey {
+            entry: format!("{}:e:{}", self.prefix, hex(&digest)),
+            paths: self.path_set(&key.path),
+            check: check.finish128().as_bytes(),
+        }
+    }
+
+    /// The Redis set holding the keys of `path`'s copies.
+    pub(crate) fn path_set(&self, path: &str) -> String {
+        let mut h = SipHasher13::new_with_keys(KEY_DIGEST.0, KEY_DIGEST.1);
+        h.write(path.as_bytes());
+        format!("{}:p:{}", self.prefix, hex(&h.finish128().as_bytes()))
+    }
+
+    /// The copy stored under `key`, if any is there and readable; its age is brought up to
+    /// date with the wall clock.
+    pub(crate) async fn load(&self, key: &SharedKey) -> Result<Option<Entry>, Unavailable> {
+        let mut get = redis::cmd("GET");
+        get.arg(&key.entry);
+        let value: Option<Vec<u8>> = self.run(&get).await?;
+        let entry = value.and_then(|v| decode(&v, &key.check, unix_ms(SystemTime::now())));
+        Ok(entry)
+    }
+
+    /// Writes `entry` under `key`, unless no layer could use it any more.
+    pub(crate) async fn save(&self, key: &SharedKey, entry: &Entry) -> Result<(), Unavailable> {
+        let age = entry.age(Instant::now());
+        let l = entry.lifetimes;
+        let window = l.fresh + l.stale_if_error.max(l.stale_while_revalidate);
+        let ttl = millis(window.saturating_sub(age));
+        if ttl == 0 {
+            return Ok(());
+        }
+        let bytes = encode(entry, &key.check, age, unix_ms(SystemTime::now()));
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(SAVE)
+            .arg(2)
+            .arg(&key.entry)
+            .arg(&key.paths)
+            .arg(bytes.as_ref())
+            .arg(ttl);
+        self.run::<i64>(&eval).await.map(drop)
+    }
+
+    /// Deletes the copy under `key`.
+    pub(crate) async fn delete(&self, key: &SharedKey) -> Result<(), Unavailable> {
+        let mut del = redis::cmd("DEL");
+        del.arg(&key.entry);
+        self.run::<i64>(&del).await.map(drop)
+    }
+
+    /// Deletes every copy of `path`.
+    pub(crate) async fn invalidate_path(&self, path: &str) -> Result<(), Unavailable> {
+        let mut eval = redis::cmd("EVAL");
+        eval.arg(INVALIDATE_PATH).arg(1).arg(self.path_set(path));
+        self.run::<i64>(&eval).await.map(drop)
+    }
+
+    /// Runs `cmd` once (once more if the connection had dropped), within the timeout; skipped
+    /// while Redis is down and not due for another try. Logs the outage and the return.
+    async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, Unavailable> {
+        if !self.should_ask() {
+            return Err(Unavailable::Skipped);
+        }
+        let call = async {
+            let mut retried = false;
+            loop {
+                let mut connection = self.connection().await?;
+                match cmd.query_async::<T>(&mut connection).await {
+                    Err(error) if !retried && is_connection_error(&error) => retried = true,
+                    result => return result,
+                }
+            }
+        };
+        match bounded(self.timeout, call).await {
+            Ok(value) => {
+                self.mark_up();
+                Ok(value)
+            }
+            Err(error) => {
+                self.mark_down(&error);
+                Err(error)
+            }
+        }
+    }
+
+    /// Whether to ask Redis now: always while it answers; while it is down, once per
+    /// [`RETRY_EVERY`] (the call that wins the slot asks, the others skip it at once).
+    fn should_ask(&self) -> bool {
+        let state = &*self.state;
+        if !state.down.load(Ordering::Relaxed) {
+            return true;
+        }
+        let now = state.elapsed();
+        let retry_at = state.retry_at.load(Ordering::Relaxed);
+        now >= retry_at
+            && state
+                .retry_at
+                .compare_exchange(
+                    retry_at,
+                    now.saturating_add(nanos(RETRY_EVERY)),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+    }
+
+    fn mark_up(&self) {
+        if self.state.down.swap(false, Ordering::Relaxed) {
+            tracing::info!(target: "bulwark_cache", key_prefix = %self.prefix, "Redis answers again: the shared cache is back in use");
+        }
+    }
+
+    fn mark_down(&self, error: &Unavailable) {
+        let state = &*self.state;
+        state.retry_at.fetch_max(
+            state.elapsed().saturating_add(nanos(RETRY_EVERY)),
+            Ordering::Relaxed,
+        );
+        if !state.down.swap(true, Ordering::Relaxed) {
+            tracing::warn!(target: "bulwark_cache", key_prefix = %self.prefix, %error, "Redis unreachable: the cache uses memory only until it answers again");
+        }
+    }
+
+    async fn connection(&self) -> Result<ConnectionManager, RedisError> {
+        let state = &*self.state;
+        state
+            .connection
+            .get_or_try_init(|| {
+                // No retries of its own: a request never waits for a reconnection loop, and
+                // while Redis is down we retry once a second anyway.
+                let config = ConnectionManagerConfig::new()
+                    .set_number_of_retries(0)
+                    .set_connection_timeout(self.timeout)
+                    .set_response_timeout(self.timeout);
+                ConnectionManager::new_with_config(state.client.clone(), config)
+            })
+            .await
+            .cloned()
+    }
+}
+
+impl State {
+    fn new(client: Client) -> Self {
+        Self {
+            client,
+            connection: OnceCell::new(),
+            down: AtomicBool::new(false),
+            retry_at: AtomicU64::new(0),
+            start: Instant::now(),
+        }
+    }
+
+    fn elapsed(&self) -> u64 {
+        nanos(Instant::now().saturating_duration_since(self.start))
+    }
+}
+
+async fn bounded<T>(
+    timeout: Duration,
+    call: impl Future<Output = Result<T, RedisError>>,
+) -> Result<T, Unavailable> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(Unavailable::Redis(error)),
+        Err(_) => Err(Unavailable::Timeout(timeout)),
+    }
+}
+
+fn is_connection_error(error: &RedisError) -> bool {
+    error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal()
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, millis)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use fmt::Write;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// An entry as stored in Redis, all integers big-endian:
+///
+/// ```text
+/// "BWC\x01"  written_at_ms:u64  age_ms:u64  fresh_ms:u64  swr_ms:u64  sie_ms:u64
+/// status:u16  check:[u8; 16]  header_count:u32  (name_len:u32 name value_len:u32 value)*
+/// body_len:u32 body
+/// ```
+///
+/// `written_at_ms` is the writer's wall clock (UNIX ms) and `age_ms` the entry's age then.
+pub(crate) fn encode(entry: &Entry, check: &[u8; 16], age: Duration, now_ms: u64) -> Bytes {
+    let headers: usize = entry
+        .headers
+        .iter()
+        .map(|(k, v)| 8 + k.as_str().len() + v.len())
+        .sum();
+    let mut out = BytesMut::with_capacity(4 + 40 + 2 + 16 + 4 + headers + 4 + entry.body.len());
+    out.put_slice(MAGIC);
+    out.put_u64(now_ms);
+    out.put_u64(millis(age));
+    let l = entry.lifetimes;
+    for d in [l.fresh, l.stale_while_revalidate, l.stale_if_error] {
+        out.put_u64(millis(d));
+    }
+    out.put_u16(entry.status.as_u16());
+    out.put_slice(check);
+    out.put_u32(u32::try_from(entry.headers.len()).unwrap_or(u32::MAX));
+    for (name, value) in &entry.headers {
+        put_bytes(&mut out, name.as_str().as_bytes());
+        put_bytes(&mut out, value.as_bytes());
+    }
+    put_bytes(&mut out, &entry.body);
+    out.freeze()
+}
+
+fn put_bytes(out: &mut BytesMut, bytes: &[u8]) {
+    // Bodies are bounded by max_body_bytes, headers by the HTTP stack: far under 4 GiB.
+    out.put_u32(u32::try_from(bytes.len()).unwrap_or(u32::MAX));
+    out.put_slice(bytes);
+}
+
+/// The entry in `bytes`, if it is well-formed and its check matches; `None` otherwise (an
+/// unknown version, another writer's key, a truncated value).
+pub(crate) fn decode(bytes: &[u8], check: &[u8; 16], now_ms: u64) -> Option<Entry> {
+    let mut buf = bytes;
+    if buf.len() < 4 + 40 + 2 + 16 + 4 || &buf[..4] != MAGIC {
+        return None;
+    }
+    buf.advance(4);
+    let written_at = buf.get_u64();
+    let age = Duration::from_millis(buf.get_u64());
+    let mut lifetime = || Duration::from_millis(buf.get_u64());
+    let lifetimes = Lifetimes {
+        fresh: lifetime(),
+        stale_while_revalidate: lifetime(),
+        stale_if_error: lifetime(),
+    };
+    let status = StatusCode::from_u16(buf.get_u16()).ok()?;
+    if &buf[..16] != check {
+        return None;
+    }
+    buf.advance(16);
+    let count = buf.get_u32();
+    let mut headers = HeaderMap::new();
+    for _ in 0..count {
+        let name = HeaderName::from_bytes(take(&mut buf)?).ok()?;
+        let value = HeaderValue::from_bytes(take(&mut buf)?).ok()?;
+        headers.append(name, value);
+    }
+    let body = Bytes::copy_from_slice(take(&mut buf)?);
+    if !buf.is_empty() {
+        return None;
+    }
+    // A writer whose clock is ahead: no younger than it was when written.
+    let since = Duration::from_millis(now_ms.saturating_sub(written_at));
+    Some(Entry {
+        status,
+        headers,
+        body,
+        stored_at: Instant::now(),
+        initial_age: age + since,
+        lifetimes,
+    })
+}
+
+fn take<'a>(buf: &mut &'a [u8]) -> Option<&'a [u8]> {
+    if buf.len() < 4 {
+        return None;
+    }
+    let len = usize::try_from(buf.get_u32()).ok()?;
+    if buf.len() < len {
+        return None;
+    }
+    let (head, tail) = buf.split_at(len);
+    *buf = tail;
+    Some(head)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry() -> Entry {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        headers.append("x-multi", HeaderValue::from_static("a"));
+        headers.append("x-multi", HeaderValue::from_static("b"));
+        Entry {
+            status: StatusCode::OK,
+            headers,
+            body: Bytes::from_static(b"{\"ok\":true}"),
+            stored_at: Instant::now(),
+            initial_age: Duration::from_secs(3),
+            lifetimes: Lifetimes {
+                fresh: Duration::from_secs(10),
+                stale_while_revalidate: Duration::from_secs(20),
+                stale_if_error: Duration::from_secs(300),
+            },
+        }
+    }
+
+    #[test]
+    fn entries_round_trip_with_their_age_brought_up_to_date() {
+        let e = entry();
+        let check = [7; 16];
+        let bytes = encode(&e, &check, Duration::from_secs(3), 1_000_000);
+        let d = decode(&bytes, &check, 1_002_500).unwrap();
+        assert_eq!(d.status, e.status);
+        assert_eq!(d.headers, e.headers);
+        assert_eq!(d.body, e.body);
+        assert_eq!(d.lifetimes, e.lifetimes);
+        assert_eq!(d.initial_age, Duration::from_millis(5_500));
+        // A writer's clock ahead of ours: the age it wrote, not less.
+        let d = decode(&bytes, &check, 999_000).unwrap();
+        assert_eq!(d.initial_age, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn malformed_or_foreign_values_are_misses() {
+        let e = entry();
+        let bytes = encode(&e, &[7; 16], Duration::ZERO, 0);
+        assert!(decode(&bytes, &[8; 16], 0).is_none(), "another key's check");
+        for len in 0..bytes.len() {
+            assert!(
+                decode(&bytes[..len], &[7; 16], 0).is_none(),
+                "truncated at {len}"
+            );
+        }
+        let mut longer = bytes.to_vec();
+        longer.push(0);
+        assert!(decode(&longer, &[7; 16], 0).is_none());
+        let mut other_version = bytes.to_vec();
+        other_version[3] = 2;
+        assert!(decode(&other_version, &[7; 16], 0).is_none());
+    }
+
+    #[test]
+    fn keys_are_stable_and_never_hold_the_token() {
+        let store = RedisStore::new(Client::open("redis://127.0.0.1:1/").unwrap(), "app");
+        let req = |auth: &'static str| {
+            Request::get("https://api.test/v1/pages/1?b=2&a=1")
+                .header("authorization", auth)
+                .body(())
+                .unwrap()
+        };
+        let key_of = |r: &Request<()>| {
+            let hasher = std::collections::hash_map::RandomState::new();
+            let k = crate::key::build(r, crate::key::target(r), &[], &hasher);
+            store.shared_key(r, &k, &[])
+        };
+        let a = key_of(&req("Bearer secret"));
+        // Another process (another RandomState) computes the same key.
+        let again = key_of(&req("Bearer secret"));
+        assert_eq!(
+            (&a.entry, &a.paths, a.check),
+            (&again.entry, &again.paths, again.check)
+        );
+        // Fixed by the format (other processes, other builds): these must never change.
+        assert_eq!(a.paths, store.path_set("/v1/pages/1"));
+        assert_eq!(a.entry, "app:e:1aa4959d83f093a3613f0be49fb28ef9");
+        assert_eq!(a.paths, "app:p:e5a38ada051807d7a8909e013d07e589");
+        assert!(a.entry.starts_with("app:e:") && a.entry.len() == "app:e:".len() + 32);
+        assert!(!format!("{a:?}").contains("secret"));
+        let b = key_of(&req("Bearer other"));
+        assert_ne!(a.entry, b.entry);
+        assert_eq!(a.paths, b.paths);
+        assert_eq!(
+            format!("{store:?}"),
+            r#"RedisStore { key_prefix: "app", timeout: 100ms, down: false, .. }"#
+        );
+    }
+}
