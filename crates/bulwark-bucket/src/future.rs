@@ -18,7 +18,7 @@ use tower_service::Service;
 use crate::{
     gcra::Gcra,
     remote::{self, Acquiring, Pausing, Remote},
-    shared::{Mode, Shared},
+    shared::{BucketRef, Lane, Mode, Shared},
     store::{Grant, LocalBucket},
 };
 #[cfg(feature = "redis")]
@@ -64,10 +64,10 @@ pin_project! {
     {
         #[pin]
         state: State<S, B>,
-        bucket: Option<Arc<LocalBucket>>,
+        bucket: Option<BucketRef>,
         // The Redis bucket the slot came from, if it did.
         remote: Remote,
-        shared: Arc<Shared<K>>,
+        shared: Lane<K>,
         classify: C,
     }
 }
@@ -114,7 +114,7 @@ impl<S, B, C, K> ResponseFuture<S, B, C, K>
 where
     S: Service<Request<B>>,
 {
-    pub(crate) fn rejected(rejection: RateLimited, shared: Arc<Shared<K>>, classify: C) -> Self {
+    pub(crate) fn rejected(rejection: RateLimited, shared: Lane<K>, classify: C) -> Self {
         Self {
             state: State::Rejected {
                 rejection: Some(rejection),
@@ -128,8 +128,8 @@ where
 
     pub(crate) fn calling(
         future: S::Future,
-        bucket: Option<Arc<LocalBucket>>,
-        shared: Arc<Shared<K>>,
+        bucket: Option<BucketRef>,
+        shared: Lane<K>,
         classify: C,
     ) -> Self {
         Self {
@@ -146,10 +146,10 @@ where
         request: Request<B>,
         inner: S,
         reservation: Reservation,
-        shared: Arc<Shared<K>>,
+        shared: Lane<K>,
         classify: C,
     ) -> Self {
-        let bucket = Some(Arc::clone(&reservation.bucket));
+        let bucket = Some(BucketRef::Own(Arc::clone(&reservation.bucket)));
         Self {
             state: State::Waiting {
                 waiting: Box::pin(Waiting {
@@ -172,8 +172,8 @@ where
         name: Arc<str>,
         request: Request<B>,
         inner: S,
-        bucket: Arc<LocalBucket>,
-        shared: Arc<Shared<K>>,
+        bucket: BucketRef,
+        shared: Lane<K>,
         classify: C,
     ) -> Self {
         Self {
@@ -223,7 +223,7 @@ where
                             return Poll::Ready(Err("polled after completion".into()));
                         };
                         let name = Arc::clone(&acquiring.name);
-                        let shared = &**this.shared;
+                        let shared: &Shared<K> = this.shared;
                         let (Mode::Limited(gcra), Some(bucket), Some(redis)) =
                             (shared.mode, this.bucket.as_ref(), shared.redis.as_ref())
                         else {
@@ -240,7 +240,7 @@ where
                                     ..
                                 } = answer
                                 {
-                                    bucket.charge(&gcra, shared.now());
+                                    bucket.get(shared).charge(&gcra, shared.now());
                                     *this.remote = Some(Box::new(RemoteSlot {
                                         name,
                                         remaining,
@@ -251,7 +251,7 @@ where
                             }
                             Err(error) => {
                                 redis.store.mark_down(&error);
-                                shared.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
+                                shared.counters().fallbacks.fetch_add(1, Ordering::Relaxed);
                                 decide_locally(shared, bucket, gcra, request, inner)
                             }
                         };
@@ -291,7 +291,7 @@ where
                         reservation.used = true;
                     }
                     this.shared
-                        .counters
+                        .counters()
                         .admitted
                         .fetch_add(1, Ordering::Relaxed);
                     let future = inner.call(request);
@@ -299,9 +299,10 @@ where
                 }
                 StateProj::Calling { future } => {
                     let mut res = ready!(future.poll(cx)).map_err(Into::into)?;
-                    let shared = &**this.shared;
+                    let shared: &Shared<K> = this.shared;
                     if let (Some(bucket), Mode::Limited(gcra)) = (this.bucket.as_ref(), shared.mode)
                     {
+                        let bucket = bucket.get(shared);
                         let mut paused = None;
                         if shared.pause_on_retry_after {
                             if let Class::Throttled {
@@ -372,7 +373,7 @@ where
             rejection: Some(shared.reject(retry_after)),
         },
         Answer::Admit { wait, .. } if wait.is_zero() => {
-            shared.counters.admitted.fetch_add(1, Ordering::Relaxed);
+            shared.counters().admitted.fetch_add(1, Ordering::Relaxed);
             State::Calling {
                 future: inner.call(request),
             }
@@ -390,7 +391,7 @@ where
 #[cfg(feature = "redis")]
 fn decide_locally<S, B, K>(
     shared: &Shared<K>,
-    bucket: &Arc<LocalBucket>,
+    bucket: &BucketRef,
     gcra: Gcra,
     request: Request<B>,
     mut inner: S,
@@ -399,12 +400,12 @@ where
     S: Service<Request<B>>,
 {
     let now = shared.now();
-    match bucket.acquire(&gcra, now, shared.max_wait) {
+    match bucket.get(shared).acquire(&gcra, now, shared.max_wait) {
         Err(wait) => State::Rejected {
             rejection: Some(shared.reject(Duration::from_nanos(wait))),
         },
         Ok(grant) if grant.wait == 0 => {
-            shared.counters.admitted.fetch_add(1, Ordering::Relaxed);
+            shared.counters().admitted.fetch_add(1, Ordering::Relaxed);
             State::Calling {
                 future: inner.call(request),
             }
@@ -412,7 +413,7 @@ where
         Ok(grant) => {
             shared.note_wait(grant.wait);
             let until = shared.instant_at(now.saturating_add(grant.wait));
-            let reservation = Reservation::new(Arc::clone(bucket), grant, gcra);
+            let reservation = Reservation::new(bucket.to_arc(shared), grant, gcra);
             wait_then_call(until, request, inner, Some(reservation))
         }
     }
@@ -443,7 +444,7 @@ fn pause<K>(shared: &Shared<K>, bucket: &LocalBucket, gcra: &Gcra, wait: Duratio
         .now()
         .saturating_add(u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX));
     bucket.pause(gcra, until);
-    shared.counters.paused.fetch_add(1, Ordering::Relaxed);
+    shared.counters().paused.fetch_add(1, Ordering::Relaxed);
     tracing::warn!(target: "bulwark_bucket", pause_ms = wait.as_millis() as u64, "upstream Retry-After: bucket paused");
     #[cfg(feature = "metrics")]
     metrics::counter!("bulwark_bucket_paused_total").increment(1);

@@ -12,7 +12,7 @@ use crate::{
     key::{KeyedBy, Unkeyed},
     rate::Rate,
     service::TokenBucket,
-    shared::{Settings, Shared},
+    shared::{Hub, Settings, Shared},
     stats::BucketStats,
 };
 
@@ -26,7 +26,7 @@ use crate::{
 pub struct TokenBucketLayer<C = HttpClassifier, E = Unkeyed, K = ()> {
     settings: Settings,
     keyed: bool,
-    shared: Arc<Shared<K>>,
+    shared: Arc<Hub<K>>,
     classify: C,
     extractor: E,
     #[cfg(feature = "redis")]
@@ -47,7 +47,7 @@ impl TokenBucketLayer {
         Self {
             settings,
             keyed: false,
-            shared: Arc::new(Shared::new(settings, false)),
+            shared: Arc::new(Hub::new(Shared::new(settings, false))),
             classify: HttpClassifier,
             extractor: Unkeyed,
             #[cfg(feature = "redis")]
@@ -61,7 +61,7 @@ impl<C, E, K: Hash + Eq + Send + Sync + 'static> TokenBucketLayer<C, E, K> {
         let shared = Shared::new(self.settings, self.keyed);
         #[cfg(feature = "redis")]
         let shared = shared.with_redis(self.redis.clone());
-        self.shared = Arc::new(shared);
+        self.shared = Arc::new(Hub::new(shared));
         self
     }
 
@@ -133,7 +133,7 @@ impl<C, E, K: Hash + Eq + Send + Sync + 'static> TokenBucketLayer<C, E, K> {
         TokenBucketLayer {
             settings: self.settings,
             keyed: true,
-            shared: Arc::new(Shared::new(self.settings, true)),
+            shared: Arc::new(Hub::new(Shared::new(self.settings, true))),
             classify: self.classify,
             extractor: KeyedBy(key),
             #[cfg(feature = "redis")]

@@ -15,20 +15,20 @@ use tower_service::Service;
 use crate::{
     future::{Reservation, ResponseFuture},
     key::{KeyExtractor, Unkeyed},
-    shared::{Mode, Shared},
+    shared::{Hub, Mode, Shared},
     stats::BucketStats,
 };
 
 /// Rate-limits calls to `inner` (see the [crate docs](crate)).
 pub struct TokenBucket<S, C, E = Unkeyed, K = ()> {
     inner: S,
-    shared: Arc<Shared<K>>,
+    shared: Arc<Hub<K>>,
     classify: C,
     extractor: E,
 }
 
 impl<S, C, E, K> TokenBucket<S, C, E, K> {
-    pub(crate) fn from_parts(inner: S, shared: Arc<Shared<K>>, classify: C, extractor: E) -> Self {
+    pub(crate) fn from_parts(inner: S, shared: Arc<Hub<K>>, classify: C, extractor: E) -> Self {
         Self {
             inner,
             shared,
@@ -98,25 +98,25 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let shared = &self.shared;
+        let shared: &Shared<K> = &self.shared;
         let gcra = match shared.mode {
             Mode::Limited(gcra) => gcra,
             Mode::Unlimited => {
-                shared.counters.admitted.fetch_add(1, Ordering::Relaxed);
+                shared.counters().admitted.fetch_add(1, Ordering::Relaxed);
                 let future = self.inner.call(req);
                 return ResponseFuture::calling(
                     future,
                     None,
-                    Arc::clone(shared),
+                    self.shared.lane(),
                     self.classify.clone(),
                 );
             }
             Mode::Closed => {
-                shared.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                shared.counters().rejected.fetch_add(1, Ordering::Relaxed);
                 let rejection = RateLimited::new(Duration::MAX).with_policy(shared.policy());
                 return ResponseFuture::rejected(
                     rejection,
-                    Arc::clone(shared),
+                    self.shared.lane(),
                     self.classify.clone(),
                 );
             }
@@ -138,27 +138,27 @@ where
                     req,
                     inner,
                     shared.bucket(key),
-                    Arc::clone(shared),
+                    self.shared.lane(),
                     self.classify.clone(),
                 );
             }
             // Redis is down and not due for another try.
-            shared.counters.fallbacks.fetch_add(1, Ordering::Relaxed);
+            shared.counters().fallbacks.fetch_add(1, Ordering::Relaxed);
         }
         let bucket = shared.bucket(key);
         let now = shared.now();
-        match bucket.acquire(&gcra, now, shared.max_wait) {
+        match bucket.get(shared).acquire(&gcra, now, shared.max_wait) {
             Err(wait) => {
                 let rejection = shared.reject(Duration::from_nanos(wait));
-                ResponseFuture::rejected(rejection, Arc::clone(shared), self.classify.clone())
+                ResponseFuture::rejected(rejection, self.shared.lane(), self.classify.clone())
             }
             Ok(grant) if grant.wait == 0 => {
-                shared.counters.admitted.fetch_add(1, Ordering::Relaxed);
+                shared.counters().admitted.fetch_add(1, Ordering::Relaxed);
                 let future = self.inner.call(req);
                 ResponseFuture::calling(
                     future,
                     Some(bucket),
-                    Arc::clone(shared),
+                    self.shared.lane(),
                     self.classify.clone(),
                 )
             }
@@ -168,13 +168,13 @@ where
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
                 let until = shared.instant_at(now.saturating_add(grant.wait));
-                let reservation = Reservation::new(bucket, grant, gcra);
+                let reservation = Reservation::new(bucket.to_arc(shared), grant, gcra);
                 ResponseFuture::waiting(
                     until,
                     req,
                     inner,
                     reservation,
-                    Arc::clone(shared),
+                    self.shared.lane(),
                     self.classify.clone(),
                 )
             }

@@ -1,16 +1,18 @@
 //! State shared by every clone of a layer: the buckets, the counters, the settings.
 
 use std::{
+    cell::Cell,
     fmt,
     hash::Hash,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc,
     },
     time::Duration,
 };
 
 use bulwark_http::{QuotaPolicy, RateLimited};
+use crossbeam_utils::CachePadded;
 use tokio::time::Instant;
 
 use crate::{
@@ -48,7 +50,8 @@ pub(crate) struct Shared<K> {
     start: Instant,
     global: Arc<LocalBucket>,
     keyed: Option<KeyedBuckets<K>>,
-    pub(crate) counters: Counters,
+    /// Striped per thread (summed by `stats`), so threads do not write one cache line.
+    counters: Box<[CachePadded<Counters>]>,
     /// Buckets in Redis, with the local ones as the fallback.
     #[cfg(feature = "redis")]
     pub(crate) redis: Option<crate::redis_store::Binding<K>>,
@@ -73,6 +76,105 @@ pub(crate) struct Settings {
     pub(crate) max_keys: u64,
     pub(crate) pause_on_retry_after: bool,
     pub(crate) emit_headers: bool,
+}
+
+/// Stripes for per-thread state: the machine's parallelism as a power of two (at most 64).
+fn stripes() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .clamp(1, 64)
+        .next_power_of_two()
+}
+
+static NEXT_STRIPE: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    static THREAD_STRIPE: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// This thread's stripe number (assigned round-robin on first use).
+#[inline]
+fn thread_stripe() -> usize {
+    THREAD_STRIPE.with(|s| {
+        let v = s.get();
+        if v != usize::MAX {
+            return v;
+        }
+        let v = NEXT_STRIPE.fetch_add(1, Ordering::Relaxed);
+        s.set(v);
+        v
+    })
+}
+
+/// A reference to [`Shared`] with a reference count of its own, on its own cache lines.
+pub(crate) type Lane<K> = Arc<CachePadded<Arc<Shared<K>>>>;
+
+/// What the layer and its services hold: the shared state, and one [`Lane`] per stripe.
+///
+/// A response future keeps the state alive (to pause the bucket on an upstream 429, to add
+/// headers), so it holds a reference. Cloning the state's own `Arc` on every call would make
+/// every thread write one reference count, next to the settings every call reads; a call
+/// takes its thread's lane instead, so threads on different stripes write different lines.
+pub(crate) struct Hub<K> {
+    shared: Arc<Shared<K>>,
+    lanes: Box<[Lane<K>]>,
+}
+
+impl<K> Hub<K> {
+    pub(crate) fn new(shared: Shared<K>) -> Self {
+        let shared = Arc::new(shared);
+        let lanes = (0..stripes())
+            .map(|_| Arc::new(CachePadded::new(Arc::clone(&shared))))
+            .collect();
+        Self { shared, lanes }
+    }
+
+    /// A reference to the state for a call on this thread.
+    #[inline]
+    pub(crate) fn lane(&self) -> Lane<K> {
+        // `lanes.len()` is a power of two.
+        Arc::clone(&self.lanes[thread_stripe() & (self.lanes.len() - 1)])
+    }
+}
+
+impl<K> std::ops::Deref for Hub<K> {
+    type Target = Shared<K>;
+
+    fn deref(&self) -> &Shared<K> {
+        &self.shared
+    }
+}
+
+impl<K> fmt::Debug for Hub<K> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.shared.fmt(f)
+    }
+}
+
+/// A request's bucket. The layer's shared one is reached through [`Shared`], so taking it
+/// writes no reference count (one more atomic write per call, on the bucket's own line).
+#[derive(Debug)]
+pub(crate) enum BucketRef {
+    Global,
+    Own(Arc<LocalBucket>),
+}
+
+impl BucketRef {
+    #[inline]
+    pub(crate) fn get<'a, K>(&'a self, shared: &'a Shared<K>) -> &'a LocalBucket {
+        match self {
+            Self::Global => &shared.global,
+            Self::Own(bucket) => bucket,
+        }
+    }
+
+    /// An owned handle (for a reservation, which outlives the borrow).
+    pub(crate) fn to_arc<K>(&self, shared: &Shared<K>) -> Arc<LocalBucket> {
+        match self {
+            Self::Global => Arc::clone(&shared.global),
+            Self::Own(bucket) => Arc::clone(bucket),
+        }
+    }
 }
 
 fn nanos(d: Duration) -> u64 {
@@ -104,7 +206,7 @@ impl<K: Hash + Eq + Send + Sync + 'static> Shared<K> {
             start: Instant::now(),
             global: Arc::default(),
             keyed: keyed.then(|| KeyedBuckets::new(settings.max_keys, idle)),
-            counters: Counters::default(),
+            counters: (0..stripes()).map(|_| CachePadded::default()).collect(),
             #[cfg(feature = "redis")]
             redis: None,
         }
@@ -118,10 +220,10 @@ impl<K: Hash + Eq + Send + Sync + 'static> Shared<K> {
     }
 
     /// The bucket for `key` (the shared one for `None`).
-    pub(crate) fn bucket(&self, key: Option<K>) -> Arc<LocalBucket> {
+    pub(crate) fn bucket(&self, key: Option<K>) -> BucketRef {
         match (key, &self.keyed) {
-            (Some(key), Some(keyed)) => keyed.get(key),
-            _ => Arc::clone(&self.global),
+            (Some(key), Some(keyed)) => BucketRef::Own(keyed.get(key)),
+            _ => BucketRef::Global,
         }
     }
 
@@ -132,6 +234,20 @@ impl<K: Hash + Eq + Send + Sync + 'static> Shared<K> {
 }
 
 impl<K> Shared<K> {
+    /// This thread's counters.
+    #[inline]
+    pub(crate) fn counters(&self) -> &Counters {
+        // `counters.len()` is a power of two.
+        &self.counters[thread_stripe() & (self.counters.len() - 1)]
+    }
+
+    fn sum(&self, field: impl Fn(&Counters) -> &AtomicU64) -> u64 {
+        self.counters
+            .iter()
+            .map(|c| field(c).load(Ordering::Relaxed))
+            .fold(0, u64::wrapping_add)
+    }
+
     pub(crate) fn now(&self) -> u64 {
         nanos(Instant::now().saturating_duration_since(self.start))
     }
@@ -143,7 +259,7 @@ impl<K> Shared<K> {
     /// Counts a refusal and makes its error.
     #[inline]
     pub(crate) fn reject(&self, retry_after: Duration) -> RateLimited {
-        self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        self.counters().rejected.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(target: "bulwark_bucket", retry_after_ms = retry_after.as_millis() as u64, "rate limited");
         #[cfg(feature = "metrics")]
         metrics::counter!("bulwark_bucket_rejected_total").increment(1);
@@ -153,7 +269,7 @@ impl<K> Shared<K> {
     /// Counts a request that waits `wait` nanoseconds for its slot.
     #[inline]
     pub(crate) fn note_wait(&self, wait: u64) {
-        self.counters.waited.fetch_add(1, Ordering::Relaxed);
+        self.counters().waited.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(target: "bulwark_bucket", wait_ms = wait / 1_000_000, "waiting for a token");
         #[cfg(feature = "metrics")]
         metrics::counter!("bulwark_bucket_waited_total").increment(1);
@@ -169,11 +285,11 @@ impl<K> Shared<K> {
 
     pub(crate) fn stats(&self, keys: u64) -> BucketStats {
         BucketStats {
-            admitted: self.counters.admitted.load(Ordering::Relaxed),
-            waited: self.counters.waited.load(Ordering::Relaxed),
-            rejected: self.counters.rejected.load(Ordering::Relaxed),
-            paused: self.counters.paused.load(Ordering::Relaxed),
-            fallbacks: self.counters.fallbacks.load(Ordering::Relaxed),
+            admitted: self.sum(|c| &c.admitted),
+            waited: self.sum(|c| &c.waited),
+            rejected: self.sum(|c| &c.rejected),
+            paused: self.sum(|c| &c.paused),
+            fallbacks: self.sum(|c| &c.fallbacks),
             keys,
         }
     }
