@@ -47,11 +47,12 @@
 //! cargo bench --bench breaker -- --warm-up-time 1 --measurement-time 3
 //! ```
 
+mod common;
+
 use std::{
     convert::Infallible,
     future::{ready, Future, Ready},
     pin::pin,
-    sync::Barrier,
     task::{Context, Poll, Waker},
     time::Duration,
 };
@@ -234,61 +235,6 @@ fn closed_path(c: &mut Criterion) {
     group.finish();
 }
 
-/// Wall time of `threads` OS threads, each running `work(calls)` on its own clone of `make`'s
-/// value, `total` calls split between them; the clock starts when all of them are at a
-/// barrier.
-// Benches measure wall time by design: `tokio::time::Instant` would follow a paused clock.
-#[allow(clippy::disallowed_types, clippy::disallowed_methods)]
-fn wall_time<T, W>(threads: u64, total: u64, make: &T, work: W) -> Duration
-where
-    T: Clone + Send,
-    W: Fn(T, u64) + Sync,
-{
-    let barrier = Barrier::new(threads as usize + 1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|i| {
-                let mine = make.clone();
-                let (barrier, work) = (&barrier, &work);
-                // The first threads take the remainder.
-                let calls = total / threads + u64::from(i < total % threads);
-                scope.spawn(move || {
-                    barrier.wait();
-                    work(mine, calls);
-                })
-            })
-            .collect();
-        barrier.wait();
-        let start = std::time::Instant::now();
-        for handle in handles {
-            handle.join().expect("bench thread panicked");
-        }
-        start.elapsed()
-    })
-}
-
-/// Benches `1_thread` and `2_threads` for one breaker under `name`.
-fn scaling<T, W>(
-    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    name: &str,
-    make: &T,
-    work: W,
-) where
-    T: Clone + Send,
-    W: Fn(T, u64) + Sync,
-{
-    for threads in [1, 2] {
-        let id = if threads == 1 {
-            "1_thread"
-        } else {
-            "2_threads"
-        };
-        group.bench_function(format!("{name}/{id}"), |b| {
-            b.iter_custom(|iters| wall_time(threads, iters * N, make, &work));
-        });
-    }
-}
-
 fn two_threads(c: &mut Criterion) {
     let mut group = c.benchmark_group("breaker_two_threads");
     group
@@ -296,17 +242,17 @@ fn two_threads(c: &mut Criterion) {
         .sampling_mode(SamplingMode::Flat)
         .sample_size(20);
 
-    scaling(&mut group, "bare", &inner(), run);
+    common::scaling(&mut group, N, "bare", &inner(), run);
     {
         let layer = CircuitBreakerLayer::new();
-        scaling(&mut group, "bulwark", &layer.layer(inner()), run);
+        common::scaling(&mut group, N, "bulwark", &layer.layer(inner()), run);
     }
     {
         let layer = CircuitBreakerLayer::builder()
             .window(Window::count(100))
             .build()
             .expect("valid settings");
-        scaling(&mut group, "bulwark_count", &layer.layer(inner()), run);
+        common::scaling(&mut group, N, "bulwark_count", &layer.layer(inner()), run);
     }
     {
         // Its count-based window: the time-based one walks every record in the window on each
@@ -316,8 +262,9 @@ fn two_threads(c: &mut Criterion) {
         let (layer, _handle) = tower_resilience_builder(SlidingWindowType::CountBased)
             .build_with_handle()
             .expect("valid settings");
-        scaling(
+        common::scaling(
             &mut group,
+            N,
             "tower_resilience_count",
             &layer.layer(inner()),
             run,
@@ -325,8 +272,9 @@ fn two_threads(c: &mut Criterion) {
     }
     {
         let breaker = failsafe_breaker();
-        scaling(
+        common::scaling(
             &mut group,
+            N,
             "failsafe",
             &(breaker, inner()),
             |(breaker, mut svc), calls| {

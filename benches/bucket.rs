@@ -64,12 +64,14 @@
 //! cargo bench --bench bucket --features redis -- --warm-up-time 1 --measurement-time 3 bucket_redis
 //! ```
 
+mod common;
+
 use std::{
     convert::Infallible,
     future::{ready, Ready},
     hint::black_box,
     num::NonZeroU32,
-    sync::{Arc, Barrier},
+    sync::Arc,
     task::{Context, Poll},
     time::Duration,
 };
@@ -253,61 +255,6 @@ fn clocks(c: &mut Criterion) {
     group.finish();
 }
 
-/// Wall time of `threads` OS threads, each running `work(calls)` on its own clone of `make`'s
-/// value, `total` calls split between them; the clock starts when all of them are at a
-/// barrier.
-// Benches measure wall time by design: `tokio::time::Instant` would follow a paused clock.
-#[allow(clippy::disallowed_types, clippy::disallowed_methods)]
-fn wall_time<T, W>(threads: u64, total: u64, make: &T, work: W) -> Duration
-where
-    T: Clone + Send,
-    W: Fn(T, u64) + Sync,
-{
-    let barrier = Barrier::new(threads as usize + 1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|i| {
-                let mine = make.clone();
-                let (barrier, work) = (&barrier, &work);
-                // The first threads take the remainder.
-                let calls = total / threads + u64::from(i < total % threads);
-                scope.spawn(move || {
-                    barrier.wait();
-                    work(mine, calls);
-                })
-            })
-            .collect();
-        barrier.wait();
-        let start = std::time::Instant::now();
-        for handle in handles {
-            handle.join().expect("bench thread panicked");
-        }
-        start.elapsed()
-    })
-}
-
-/// Benches `1_thread` and `2_threads` for one limiter under `name`.
-fn scaling<T, W>(
-    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
-    name: &str,
-    make: &T,
-    work: W,
-) where
-    T: Clone + Send,
-    W: Fn(T, u64) + Sync,
-{
-    for threads in [1, 2] {
-        let id = if threads == 1 {
-            "1_thread"
-        } else {
-            "2_threads"
-        };
-        group.bench_function(format!("{name}/{id}"), |b| {
-            b.iter_custom(|iters| wall_time(threads, iters * N, make, &work));
-        });
-    }
-}
-
 fn two_threads(c: &mut Criterion) {
     let mut group = c.benchmark_group("bucket_two_threads");
     group
@@ -315,26 +262,32 @@ fn two_threads(c: &mut Criterion) {
         .sampling_mode(SamplingMode::Flat)
         .sample_size(20);
 
-    scaling(&mut group, "bare", &inner(), run);
+    common::scaling(&mut group, N, "bare", &inner(), run);
     {
         let layer = bulwark_layer();
-        scaling(&mut group, "bulwark", &layer.layer(inner()), run);
+        common::scaling(&mut group, N, "bulwark", &layer.layer(inner()), run);
         assert_eq!(layer.stats().rejected, 0, "only admissions");
     }
     {
         let limiter = Arc::new(DefaultDirectRateLimiter::direct(quota()));
-        scaling(&mut group, "governor_check", &limiter, |limiter, calls| {
-            for _ in 0..calls {
-                limiter.check().expect("every call is admitted");
-            }
-        });
+        common::scaling(
+            &mut group,
+            N,
+            "governor_check",
+            &limiter,
+            |limiter, calls| {
+                for _ in 0..calls {
+                    limiter.check().expect("every call is admitted");
+                }
+            },
+        );
     }
     {
         let governed = Governed {
             limiter: Arc::new(DefaultDirectRateLimiter::direct(quota())),
             inner: inner(),
         };
-        scaling(&mut group, "governor_service", &governed, run);
+        common::scaling(&mut group, N, "governor_service", &governed, run);
     }
     group.finish();
 }
