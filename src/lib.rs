@@ -19,7 +19,9 @@
 //!   fails (RFC 5861), never another caller's ([`bulwark_cache`], feature `cache`, on by
 //!   default).
 //!
-//! The Notion preset is added when its crate lands.
+//! * [`notion`] — `NotionLayer`: the four composed with Notion's rules, `NotionError`,
+//!   Notion-style rejections for proxies, and a ready `Client` ([`bulwark_notion`], feature
+//!   `notion`, on by default).
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -39,3 +41,7 @@ pub use bulwark_bucket as bucket;
 #[cfg(feature = "cache")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cache")))]
 pub use bulwark_cache as cache;
+
+#[cfg(feature = "notion")]
+#[cfg_attr(docsrs, doc(cfg(feature = "notion")))]
+pub use bulwark_notion as notion;

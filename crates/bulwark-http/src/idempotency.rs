@@ -39,13 +39,29 @@ type Predicate = dyn Fn(&Method, &Uri) -> bool + Send + Sync;
 #[derive(Clone, Default)]
 pub struct Idempotency {
     predicate: Option<Arc<Predicate>>,
+    ignore_key: bool,
 }
 
 impl Idempotency {
     /// RFC 9110 methods plus `Idempotency-Key`; the default.
     #[must_use]
     pub const fn rfc9110() -> Self {
-        Self { predicate: None }
+        Self {
+            predicate: None,
+            ignore_key: false,
+        }
+    }
+
+    /// RFC 9110 methods only: an `Idempotency-Key` header does not make a request repeatable.
+    ///
+    /// For APIs that ignore the header (Notion does): honouring it there would repeat a
+    /// write the server cannot recognise as a repeat.
+    #[must_use]
+    pub const fn methods_only() -> Self {
+        Self {
+            predicate: None,
+            ignore_key: true,
+        }
     }
 
     /// Also treats requests for which `predicate(method, uri)` is `true` as idempotent.
@@ -62,6 +78,7 @@ impl Idempotency {
         };
         Self {
             predicate: Some(predicate),
+            ignore_key: self.ignore_key,
         }
     }
 
@@ -83,7 +100,7 @@ impl Idempotency {
     #[must_use]
     pub fn is_idempotent<B>(&self, req: &Request<B>) -> bool {
         Self::is_idempotent_method(req.method())
-            || req.headers().contains_key(IDEMPOTENCY_KEY)
+            || (!self.ignore_key && req.headers().contains_key(IDEMPOTENCY_KEY))
             || self
                 .predicate
                 .as_ref()
@@ -95,6 +112,7 @@ impl fmt::Debug for Idempotency {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Idempotency")
             .field("predicate", &self.predicate.as_ref().map(|_| "Fn"))
+            .field("ignore_key", &self.ignore_key)
             .finish()
     }
 }

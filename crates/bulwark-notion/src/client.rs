@@ -1,0 +1,452 @@
+//! [`Client`]: a ready Notion client — hyper-util with rustls (ring, webpki roots) behind the
+//! [`NotionLayer`] preset.
+
+use std::{collections::VecDeque, fmt, time::Duration};
+
+use bulwark_cache::CacheBody;
+use bulwark_http::{BoxError, BufferedBody, InvalidConfig, Rejection};
+use futures_util::{stream, Stream};
+use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper_rustls::HttpsConnector;
+use hyper_util::{
+    client::legacy::{connect::HttpConnector, Client as HyperClient},
+    rt::TokioExecutor,
+};
+use serde_json::Value;
+use tower::ServiceExt;
+
+use crate::{
+    error::UnexpectedResponse, rejection::rejection_error, Notion, NotionError, NotionLayer,
+    NotionLayerBuilder,
+};
+
+/// Notion's API base URL.
+pub const DEFAULT_BASE_URL: &str = "https://api.notion.com";
+
+type Https = HttpsConnector<HttpConnector>;
+type Inner = Notion<HyperClient<Https, BufferedBody>>;
+
+/// Why a [`Client`] call failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// Notion answered with an error — or bulwark refused locally the way Notion would
+    /// (`rate_limited` 429, `service_unavailable` 503; their `message` starts with
+    /// `bulwark:`). Match on [`NotionError::code`].
+    Api(Box<NotionError>),
+    /// An answer that is neither a JSON result nor Notion's error body (an edge proxy's HTML
+    /// page, say).
+    UnexpectedResponse(UnexpectedResponse),
+    /// The request never got an answer: connect failure, timeout, reset.
+    Transport(BoxError),
+    /// The request could not be built (a path or query that is not a valid URI).
+    InvalidRequest(String),
+}
+
+impl Error {
+    /// The Notion error, when this is one.
+    #[must_use]
+    pub const fn notion(&self) -> Option<&NotionError> {
+        match self {
+            Self::Api(err) => Some(&**err),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Api(err) => err.fmt(f),
+            Self::UnexpectedResponse(err) => err.fmt(f),
+            Self::Transport(err) => write!(f, "Notion request failed: {err}"),
+            Self::InvalidRequest(why) => write!(f, "invalid Notion request: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Api(err) => Some(&**err),
+            Self::UnexpectedResponse(err) => Some(err),
+            Self::Transport(err) => Some(&**err),
+            Self::InvalidRequest(_) => None,
+        }
+    }
+}
+
+/// A Notion client with the preset built in.
+///
+/// Paths are relative to `/v1/` (`"users/me"`, `"/v1/users/me"` and `"/users/me"` are the
+/// same). Bodies and results are `serde_json::Value`. Cloning is cheap and clones share the
+/// bucket, breaker, budget and cache.
+///
+/// ```no_run
+/// use bulwark_notion::Client;
+/// use futures_util::TryStreamExt;
+/// use serde_json::json;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let notion = Client::new(std::env::var("NOTION_TOKEN")?)?;
+/// let me = notion.get("users/me", json!({})).await?;
+/// println!("{}", me["name"]);
+/// let rows: Vec<_> = notion
+///     .paginate("data_sources/ds_1/query", json!({ "page_size": 100 }))
+///     .try_collect()
+///     .await?;
+/// println!("{} rows", rows.len());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    service: Inner,
+    layer: NotionLayer,
+    base_url: String,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("base_url", &self.base_url)
+            .field("layer", &self.layer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Client`]: base URL and preset settings.
+#[must_use]
+pub struct ClientBuilder {
+    base_url: String,
+    preset: NotionLayerBuilder,
+}
+
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("base_url", &self.base_url)
+            .field("preset", &self.preset)
+            .finish()
+    }
+}
+
+impl ClientBuilder {
+    /// Where requests go. Defaults to [`DEFAULT_BASE_URL`]; `http://` is allowed (FakeNotion,
+    /// a local proxy).
+    pub fn base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = base_url.into();
+        self
+    }
+
+    /// Adjusts the preset (retry, breaker, bucket, cache, headers, timeouts).
+    pub fn preset(mut self, f: impl FnOnce(NotionLayerBuilder) -> NotionLayerBuilder) -> Self {
+        self.preset = f(self.preset);
+        self
+    }
+
+    /// Builds the client.
+    ///
+    /// # Errors
+    /// [`InvalidConfig`]: `base_url` not an absolute `http(s)` URL, the TLS setup failing, or
+    /// any error of [`NotionLayerBuilder::build`].
+    pub fn build(self) -> Result<Client, InvalidConfig> {
+        let base_url = self.base_url.trim_end_matches('/').to_owned();
+        let uri: http::Uri = base_url
+            .parse()
+            .map_err(|_| InvalidConfig::new("base_url", "not a valid URL"))?;
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
+            return Err(InvalidConfig::new(
+                "base_url",
+                "must be an absolute http:// or https:// URL",
+            ));
+        }
+        let layer = self.preset.build()?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(Duration::from_secs(10)));
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+            .map_err(|e| InvalidConfig::new("tls", e.to_string()))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = HyperClient::builder(TokioExecutor::new()).build(https);
+        let service = tower_layer::Layer::layer(&layer, client);
+        Ok(Client {
+            service,
+            layer,
+            base_url,
+        })
+    }
+}
+
+impl Client {
+    /// A client for `token` with the preset's defaults, talking to [`DEFAULT_BASE_URL`].
+    ///
+    /// # Errors
+    /// [`InvalidConfig`] when the token is empty or not valid in a header.
+    pub fn new(token: impl Into<String>) -> Result<Self, InvalidConfig> {
+        Self::builder(token).build()
+    }
+
+    /// A builder for `token`.
+    pub fn builder(token: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            preset: NotionLayer::builder().token(token),
+        }
+    }
+
+    /// The preset in use: [`NotionLayer::stats`], [`NotionLayer::breaker`].
+    pub const fn layer(&self) -> &NotionLayer {
+        &self.layer
+    }
+
+    /// The base URL requests go to.
+    #[must_use]
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// `GET path`, with `query`'s fields (an object; `{}` or `null` for none) as the query
+    /// string; arrays repeat the key.
+    ///
+    /// # Errors
+    /// See [`Error`].
+    pub async fn get(&self, path: &str, query: Value) -> Result<Value, Error> {
+        self.send(Method::GET, path, query).await
+    }
+
+    /// `POST path` with `body` as JSON.
+    ///
+    /// # Errors
+    /// See [`Error`].
+    pub async fn post(&self, path: &str, body: Value) -> Result<Value, Error> {
+        self.send(Method::POST, path, body).await
+    }
+
+    /// `PATCH path` with `body` as JSON.
+    ///
+    /// # Errors
+    /// See [`Error`].
+    pub async fn patch(&self, path: &str, body: Value) -> Result<Value, Error> {
+        self.send(Method::PATCH, path, body).await
+    }
+
+    /// `DELETE path` (`body` as JSON unless `null` or `{}`).
+    ///
+    /// # Errors
+    /// See [`Error`].
+    pub async fn delete(&self, path: &str, body: Value) -> Result<Value, Error> {
+        self.send(Method::DELETE, path, body).await
+    }
+
+    /// Every result of a paginated endpoint, following `next_cursor` until `has_more` is
+    /// false. `search` and `…/query` are POSTed with `start_cursor` in the body; other paths
+    /// (`blocks/{id}/children`, `users`, `comments`) are read with GET and `start_cursor` in
+    /// the query. The stream ends after the first error (which it yields), and with an error
+    /// if Notion repeats a cursor.
+    pub fn paginate(
+        &self,
+        path: &str,
+        body: Value,
+    ) -> impl Stream<Item = Result<Value, Error>> + Send + 'static {
+        let method = if crate::routes::is_read_only_post(&self.api_path(path)) {
+            Method::POST
+        } else {
+            Method::GET
+        };
+        let state = Pages {
+            client: self.clone(),
+            path: path.to_owned(),
+            method,
+            body: if body.is_null() {
+                Value::Object(serde_json::Map::new())
+            } else {
+                body
+            },
+            cursor: None,
+            buffer: VecDeque::new(),
+            done: false,
+        };
+        stream::unfold(state, |mut state| async move {
+            loop {
+                if let Some(item) = state.buffer.pop_front() {
+                    return Some((Ok(item), state));
+                }
+                if state.done {
+                    return None;
+                }
+                match state.next_page().await {
+                    Ok(()) => {}
+                    Err(err) => {
+                        state.done = true;
+                        state.buffer.clear();
+                        return Some((Err(err), state));
+                    }
+                }
+            }
+        })
+    }
+
+    fn api_path(&self, path: &str) -> String {
+        let rest = path.trim_start_matches('/');
+        let rest = rest.strip_prefix("v1/").unwrap_or(rest);
+        format!("/v1/{rest}")
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Value) -> Result<Value, Error> {
+        let req = self.request(method, path, body)?;
+        let res = self
+            .service
+            .clone()
+            .oneshot(req)
+            .await
+            .map_err(local_error)?;
+        read(res).await
+    }
+
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Value,
+    ) -> Result<Request<BufferedBody>, Error> {
+        let mut url = format!("{}{}", self.base_url, self.api_path(path));
+        let empty = body.is_null() || body.as_object().is_some_and(serde_json::Map::is_empty);
+        let mut req = Request::builder().method(method.clone());
+        let body = if method == Method::GET || method == Method::HEAD {
+            if !empty {
+                let Some(fields) = body.as_object() else {
+                    return Err(Error::InvalidRequest(
+                        "a GET's query must be a JSON object".to_owned(),
+                    ));
+                };
+                let mut query = form_urlencoded::Serializer::new(String::new());
+                for (key, value) in fields {
+                    match value {
+                        Value::Null => {}
+                        Value::Array(items) => {
+                            for item in items {
+                                query.append_pair(key, &scalar(item));
+                            }
+                        }
+                        other => {
+                            query.append_pair(key, &scalar(other));
+                        }
+                    }
+                }
+                url.push(if url.contains('?') { '&' } else { '?' });
+                url.push_str(&query.finish());
+            }
+            BufferedBody::default()
+        } else if empty && method == Method::DELETE {
+            BufferedBody::default()
+        } else {
+            req = req.header(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            BufferedBody::from(body.to_string())
+        };
+        req.uri(url)
+            .body(body)
+            .map_err(|e| Error::InvalidRequest(e.to_string()))
+    }
+}
+
+fn scalar(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A layer error as the client reports it: local refusals the Notion way.
+fn local_error(err: BoxError) -> Error {
+    match Rejection::from_error(&*err) {
+        rejection @ (Rejection::CircuitOpen(_) | Rejection::RateLimited(_)) => {
+            Error::Api(Box::new(rejection_error(&rejection)))
+        }
+        _ => Error::Transport(err),
+    }
+}
+
+async fn read(res: Response<CacheBody<BufferedBody>>) -> Result<Value, Error> {
+    let (parts, body) = res.into_parts();
+    let bytes = body.collect().await.map_err(Error::Transport)?.to_bytes();
+    if parts.status.is_success() {
+        return serde_json::from_slice(&bytes).map_err(|_| {
+            Error::UnexpectedResponse(UnexpectedResponse::new(
+                parts.status,
+                &parts.headers,
+                &bytes,
+            ))
+        });
+    }
+    if let Some(err) = parts.extensions.get::<NotionError>() {
+        return Err(Error::Api(Box::new(err.clone())));
+    }
+    let status = if parts.status.as_u16() < 400 {
+        StatusCode::BAD_GATEWAY
+    } else {
+        parts.status
+    };
+    match NotionError::from_response(status, &parts.headers, &bytes) {
+        Ok(err) => Err(Error::Api(Box::new(err))),
+        Err(unexpected) => Err(Error::UnexpectedResponse(unexpected)),
+    }
+}
+
+struct Pages {
+    client: Client,
+    path: String,
+    method: Method,
+    body: Value,
+    cursor: Option<String>,
+    buffer: VecDeque<Value>,
+    done: bool,
+}
+
+impl Pages {
+    async fn next_page(&mut self) -> Result<(), Error> {
+        let mut body = self.body.clone();
+        if let (Some(cursor), Some(fields)) = (&self.cursor, body.as_object_mut()) {
+            fields.insert("start_cursor".to_owned(), Value::from(cursor.as_str()));
+        }
+        let page = self
+            .client
+            .send(self.method.clone(), &self.path, body)
+            .await?;
+        let results = page
+            .get("results")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        self.buffer.extend(results);
+        let has_more = page
+            .get("has_more")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let next = page
+            .get("next_cursor")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        match (has_more, next) {
+            (true, Some(next)) => {
+                if self.cursor.as_deref() == Some(next.as_str()) {
+                    self.done = true;
+                    return Err(Error::InvalidRequest(format!(
+                        "Notion returned the cursor {next} twice; stopping the pagination"
+                    )));
+                }
+                self.cursor = Some(next);
+            }
+            _ => self.done = true,
+        }
+        Ok(())
+    }
+}

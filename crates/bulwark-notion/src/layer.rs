@@ -1,0 +1,598 @@
+//! [`NotionLayer`]: the four bulwark layers composed with Notion's rules.
+
+use std::{
+    fmt,
+    hash::Hasher,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bulwark_breaker::{
+    BreakerHandle, BreakerMetrics, CircuitBreaker, CircuitBreakerBuilder, CircuitBreakerLayer,
+    Window,
+};
+use bulwark_bucket::{BucketStats, KeyedBy, Rate, TokenBucket, TokenBucketLayer};
+use bulwark_cache::{CacheBody, CacheStats, StaleCache, StaleCacheLayer};
+use bulwark_http::{BoxError, BufferedBody, Idempotency, InvalidConfig};
+use bulwark_retry::{Backoff, Jitter, Retry, RetryLayer, RetryStats};
+use http::{header, HeaderName, HeaderValue, Method, Request, Response};
+use serde_json::Value;
+use tower::timeout::{Timeout, TimeoutLayer};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::{routes, NotionBody, NotionBodyLayer, NotionClassifier, DEFAULT_MAX_RESPONSE_BYTES};
+
+/// The `Notion-Version` the preset sends unless told otherwise.
+pub const DEFAULT_NOTION_VERSION: &str = "2025-09-03";
+
+/// The `Notion-Version` header name.
+pub const NOTION_VERSION: HeaderName = HeaderName::from_static("notion-version");
+
+/// The `User-Agent` the preset sends unless the request has one.
+pub const DEFAULT_USER_AGENT: &str = concat!("bulwark-notion/", env!("CARGO_PKG_VERSION"));
+
+/// Picks a request's bucket: a stable hash of its `Authorization` header (one bucket per
+/// token, and the token itself is never kept); `None` (no header) uses the shared bucket.
+pub type TokenKey = fn(&Request<BufferedBody>) -> Option<u64>;
+
+/// The retry layer as the preset configures it.
+pub type NotionRetry = RetryLayer<NotionClassifier>;
+/// The circuit-breaker builder as the preset configures it.
+pub type NotionBreaker = CircuitBreakerBuilder<NotionClassifier>;
+/// The token-bucket layer as the preset configures it (keyed by [`TokenKey`]).
+pub type NotionBucket = TokenBucketLayer<NotionClassifier, KeyedBy<TokenKey>, u64>;
+/// The stale-cache layer as the preset configures it.
+pub type NotionCache = StaleCacheLayer<NotionClassifier, BufferedBody>;
+
+/// The composed stack inside [`Notion`], outermost first.
+pub type NotionStack<S> = StaleCache<
+    Retry<
+        CircuitBreaker<
+            TokenBucket<Timeout<NotionBody<S>>, NotionClassifier, KeyedBy<TokenKey>, u64>,
+            NotionClassifier,
+        >,
+        NotionClassifier,
+    >,
+    NotionClassifier,
+    BufferedBody,
+>;
+
+/// A stable (cross-process) 64-bit hash of a request's `Authorization` header.
+///
+/// SipHash with a fixed key, so every process sharing a Redis bucket picks the same key for
+/// the same token; the token is never stored or logged.
+#[must_use]
+pub fn token_key(req: &Request<BufferedBody>) -> Option<u64> {
+    let auth = req.headers().get(header::AUTHORIZATION)?;
+    let mut hasher =
+        siphasher::sip::SipHasher13::new_with_keys(0x6275_6c77_6172_6b21, 0x6e6f_7469_6f6e);
+    hasher.write(auth.as_bytes());
+    Some(hasher.finish())
+}
+
+/// Builds a [`NotionLayer`]: Notion's defaults, each overridable. See [`NotionLayer`].
+#[must_use]
+pub struct NotionLayerBuilder {
+    token: Option<String>,
+    version: String,
+    user_agent: String,
+    attempt_timeout: Duration,
+    max_response_bytes: usize,
+    retry: NotionRetry,
+    breaker: NotionBreaker,
+    bucket: NotionBucket,
+    cache: Option<NotionCache>,
+}
+
+impl fmt::Debug for NotionLayerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NotionLayerBuilder")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("version", &self.version)
+            .field("user_agent", &self.user_agent)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("retry", &self.retry)
+            .field("breaker", &self.breaker)
+            .field("bucket", &self.bucket)
+            .field("cache", &self.cache)
+            .finish()
+    }
+}
+
+impl Default for NotionLayerBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl NotionLayerBuilder {
+    /// Notion's defaults (see [`NotionLayer`]).
+    pub fn new() -> Self {
+        let retry = RetryLayer::new()
+            .max_retries(3)
+            .backoff(
+                Backoff::exponential(Duration::from_secs(1))
+                    .max_delay(Duration::from_secs(30))
+                    .jitter(Jitter::Full),
+            )
+            .max_retry_after(Duration::from_secs(60))
+            .idempotency(Idempotency::methods_only().allow(routes::is_idempotent))
+            .classify(NotionClassifier);
+        let breaker = CircuitBreakerLayer::builder()
+            .consecutive_failures(5)
+            .failure_ratio(0.5)
+            .minimum_calls(10)
+            .window(Window::time(Duration::from_secs(30)))
+            .break_duration(Duration::from_secs(30))
+            .classify(NotionClassifier);
+        let bucket = TokenBucketLayer::new(Rate::per_second(3))
+            .burst(3)
+            .max_wait(Duration::from_secs(30))
+            .pause_on_retry_after(true)
+            .classify(NotionClassifier)
+            .keyed(token_key as TokenKey);
+        let cache = default_cache();
+        Self {
+            token: None,
+            version: DEFAULT_NOTION_VERSION.to_owned(),
+            user_agent: DEFAULT_USER_AGENT.to_owned(),
+            attempt_timeout: Duration::from_secs(60),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            retry,
+            breaker,
+            bucket,
+            cache: Some(cache),
+        }
+    }
+
+    /// Sends `Authorization: Bearer <token>` on requests that carry no `Authorization` of their
+    /// own. Defaults to none (a proxy passes its callers' tokens through). The token is
+    /// redacted in `Debug` output and never logged.
+    pub fn token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    /// The `Notion-Version` sent on requests that carry none. Defaults to
+    /// [`DEFAULT_NOTION_VERSION`] (`2025-09-03`).
+    pub fn notion_version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+
+    /// The `User-Agent` sent on requests that carry none. Defaults to
+    /// [`DEFAULT_USER_AGENT`] (`bulwark-notion/<version>`).
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = user_agent.into();
+        self
+    }
+
+    /// How long one attempt (request and response body) may take. Defaults to 60 s, Notion's
+    /// own maximum.
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = timeout;
+        self
+    }
+
+    /// The largest response body read. Defaults to 32 MiB.
+    pub fn max_response_bytes(mut self, limit: usize) -> Self {
+        self.max_response_bytes = limit;
+        self
+    }
+
+    /// Adjusts the retry layer. Defaults: 3 retries, exponential backoff from 1 s capped at
+    /// 30 s with full jitter, `Retry-After` honoured up to 60 s, the default retry budget,
+    /// idempotent = RFC 9110 methods plus the read-only POSTs ([`routes`]).
+    ///
+    /// ```
+    /// use bulwark_notion::NotionLayer;
+    ///
+    /// let layer = NotionLayer::builder().retry(|r| r.max_retries(5)).build()?;
+    /// # let _ = layer;
+    /// # Ok::<_, bulwark_http::InvalidConfig>(())
+    /// ```
+    pub fn retry(mut self, f: impl FnOnce(NotionRetry) -> NotionRetry) -> Self {
+        self.retry = f(self.retry);
+        self
+    }
+
+    /// Adjusts the circuit breaker. Defaults: opens after 5 consecutive failures or 50 % of at
+    /// least 10 calls in a 30 s window; 30 s break, doubling to 5 min.
+    pub fn breaker(mut self, f: impl FnOnce(NotionBreaker) -> NotionBreaker) -> Self {
+        self.breaker = f(self.breaker);
+        self
+    }
+
+    /// Adjusts the token bucket. Defaults: 3 requests/s, burst 3, one bucket per token
+    /// ([`token_key`]), paused by `Retry-After`, callers wait up to 30 s.
+    pub fn bucket(mut self, f: impl FnOnce(NotionBucket) -> NotionBucket) -> Self {
+        self.bucket = f(self.bucket);
+        self
+    }
+
+    /// Adjusts the stale cache (and switches it back on after
+    /// [`without_cache`](Self::without_cache)). Defaults: GET reads and read-only POSTs, always
+    /// live, stale-if-error 5 min, keyed with `Notion-Version`, the token's hash and the
+    /// canonical JSON body.
+    pub fn cache(mut self, f: impl FnOnce(NotionCache) -> NotionCache) -> Self {
+        let cache = self.cache.take().unwrap_or_else(default_cache);
+        self.cache = Some(f(cache));
+        self
+    }
+
+    /// Switches the stale cache off: failures reach the caller as they are.
+    pub fn without_cache(mut self) -> Self {
+        self.cache = None;
+        self
+    }
+
+    /// Builds the layer.
+    ///
+    /// # Errors
+    /// [`InvalidConfig`] naming the field: `token`, `notion_version` or `user_agent` not valid
+    /// in an HTTP header; `attempt_timeout` zero; or any circuit-breaker setting (see
+    /// [`CircuitBreakerBuilder::build`]).
+    pub fn build(self) -> Result<NotionLayer, InvalidConfig> {
+        let authorization = match &self.token {
+            None => None,
+            Some(token) if token.trim().is_empty() => {
+                return Err(InvalidConfig::new("token", "the token is empty"));
+            }
+            Some(token) => {
+                let mut value =
+                    HeaderValue::try_from(format!("Bearer {}", token.trim())).map_err(|_| {
+                        InvalidConfig::new(
+                            "token",
+                            "the token holds characters not allowed in a header",
+                        )
+                    })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+        };
+        let version = HeaderValue::try_from(self.version.as_str())
+            .map_err(|_| InvalidConfig::new("notion_version", "not a valid header value"))?;
+        let user_agent = HeaderValue::try_from(self.user_agent.as_str())
+            .map_err(|_| InvalidConfig::new("user_agent", "not a valid header value"))?;
+        if self.attempt_timeout.is_zero() {
+            return Err(InvalidConfig::new("attempt_timeout", "must be above zero"));
+        }
+        let cache_on = self.cache.is_some();
+        let cache = self
+            .cache
+            .unwrap_or_else(|| default_cache().cacheable(|_, _| false));
+        Ok(NotionLayer {
+            headers: Arc::new(Headers {
+                authorization,
+                version,
+                user_agent,
+            }),
+            cache,
+            cache_on,
+            retry: self.retry,
+            breaker: self.breaker.build()?,
+            bucket: self.bucket,
+            timeout: TimeoutLayer::new(self.attempt_timeout),
+            body: NotionBodyLayer::new(self.max_response_bytes),
+        })
+    }
+}
+
+/// The preset's cache: GET reads and read-only POSTs, stale-if-error 5 min, varying on
+/// `Notion-Version` (the token's hash and the body are always part of the key).
+fn default_cache() -> NotionCache {
+    StaleCacheLayer::<bulwark_http::HttpClassifier, BufferedBody>::new()
+        .stale_if_error(Duration::from_secs(5 * 60))
+        .cacheable(routes::is_cacheable)
+        .vary_headers([NOTION_VERSION])
+        .classify(NotionClassifier)
+}
+
+struct Headers {
+    authorization: Option<HeaderValue>,
+    version: HeaderValue,
+    user_agent: HeaderValue,
+}
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Headers")
+            .field(
+                "authorization",
+                &self.authorization.as_ref().map(|_| "Bearer <redacted>"),
+            )
+            .field("version", &self.version)
+            .field("user_agent", &self.user_agent)
+            .finish()
+    }
+}
+
+/// The Notion preset: stale cache → retry → circuit breaker → token bucket → per-attempt
+/// timeout → [`NotionBodyLayer`], all classifying with [`NotionClassifier`].
+///
+/// A `Layer` for any `Service<Request<BufferedBody>>` whose response body yields `Bytes`
+/// (hyper-util's legacy client, reqwest through a shim, a test double). Put
+/// [`BufferBodyLayer`](bulwark_http::BufferBodyLayer) in front for streaming request bodies.
+/// Responses come back as `Response<CacheBody<BufferedBody>>`; errors as `BoxError` whose
+/// source chain holds `CircuitOpen`, `RateLimited`, a timeout or the client's error.
+///
+/// Every request gets `Authorization: Bearer <token>` (when [`token`](NotionLayerBuilder::token)
+/// is set and the request has none), `Notion-Version` and a `User-Agent` when missing, and a
+/// read-only POST's JSON body is rewritten canonically (sorted keys, no whitespace) so equal
+/// queries share a cache entry.
+///
+/// State (bucket, breaker, retry budget, cache) lives in the layer and is shared by every
+/// service it makes and every clone: clone the layer or the service freely.
+///
+/// # Example
+/// ```
+/// use bulwark_http::BufferedBody;
+/// use bulwark_notion::NotionLayer;
+/// use http::{Request, Response};
+/// use tower::{service_fn, ServiceBuilder, ServiceExt};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), bulwark_http::BoxError> {
+/// let notion = NotionLayer::builder()
+///     .token("secret_abc")
+///     .retry(|r| r.max_retries(5))
+///     .build()?;
+/// let client = service_fn(|req: Request<BufferedBody>| async move {
+///     assert_eq!(req.headers()["notion-version"], "2025-09-03");
+///     Ok::<_, std::convert::Infallible>(Response::new(BufferedBody::from(r#"{"object":"user"}"#)))
+/// });
+/// let svc = ServiceBuilder::new().layer(notion.clone()).service(client);
+/// let res = svc
+///     .oneshot(Request::get("https://api.notion.com/v1/users/me").body(BufferedBody::default())?)
+///     .await?;
+/// assert_eq!(res.status(), 200);
+/// assert_eq!(format!("{notion:?}").contains("secret_abc"), false);
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct NotionLayer {
+    headers: Arc<Headers>,
+    cache: NotionCache,
+    cache_on: bool,
+    retry: NotionRetry,
+    breaker: CircuitBreakerLayer<NotionClassifier>,
+    bucket: NotionBucket,
+    timeout: TimeoutLayer,
+    body: NotionBodyLayer,
+}
+
+impl fmt::Debug for NotionLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NotionLayer")
+            .field("headers", &self.headers)
+            .field("cache", &self.cache_on.then_some(&self.cache))
+            .field("retry", &self.retry)
+            .field("breaker", &self.breaker)
+            .field("bucket", &self.bucket)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+impl NotionLayer {
+    /// A builder with Notion's defaults.
+    pub fn builder() -> NotionLayerBuilder {
+        NotionLayerBuilder::new()
+    }
+
+    /// The circuit breaker's handle: state, metrics, `force_open`, `reset`.
+    #[must_use]
+    pub fn breaker(&self) -> BreakerHandle {
+        self.breaker.handle()
+    }
+
+    /// A snapshot of every layer's counters.
+    #[must_use]
+    pub fn stats(&self) -> NotionStats {
+        NotionStats {
+            retry: self.retry.stats(),
+            breaker: self.breaker.handle().metrics(),
+            bucket: self.bucket.stats(),
+            cache: self.cache.stats(),
+        }
+    }
+}
+
+/// Every layer's counters (see [`NotionLayer::stats`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NotionStats {
+    /// Attempts, retries, give-ups, budget.
+    pub retry: RetryStats,
+    /// State, calls, failures, rejections, opens.
+    pub breaker: BreakerMetrics,
+    /// Admitted, waited, rejected, paused.
+    pub bucket: BucketStats,
+    /// Hits, stale answers, stores.
+    pub cache: CacheStats,
+}
+
+impl<S> Layer<S> for NotionLayer {
+    type Service = Notion<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        let inner = self.body.layer(inner);
+        let inner = self.timeout.layer(inner);
+        let inner = self.bucket.layer(inner);
+        let inner = self.breaker.layer(inner);
+        let inner = self.retry.layer(inner);
+        let inner = self.cache.layer(inner);
+        Notion {
+            headers: Arc::clone(&self.headers),
+            inner,
+        }
+    }
+}
+
+/// The service made by [`NotionLayer`].
+pub struct Notion<S> {
+    headers: Arc<Headers>,
+    inner: NotionStack<S>,
+}
+
+impl<S: Clone> Clone for Notion<S> {
+    fn clone(&self) -> Self {
+        Self {
+            headers: Arc::clone(&self.headers),
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S> fmt::Debug for Notion<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Notion")
+            .field("headers", &self.headers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Notion<S> {
+    /// The composed stack.
+    pub const fn get_ref(&self) -> &NotionStack<S> {
+        &self.inner
+    }
+
+    /// The composed stack, mutably.
+    pub fn get_mut(&mut self) -> &mut NotionStack<S> {
+        &mut self.inner
+    }
+
+    /// Consumes `self`, returning the composed stack.
+    pub fn into_inner(self) -> NotionStack<S> {
+        self.inner
+    }
+}
+
+impl<S> Service<Request<BufferedBody>> for Notion<S>
+where
+    NotionStack<S>: Service<
+        Request<BufferedBody>,
+        Response = Response<CacheBody<BufferedBody>>,
+        Error = BoxError,
+    >,
+{
+    type Response = Response<CacheBody<BufferedBody>>;
+    type Error = BoxError;
+    type Future = <NotionStack<S> as Service<Request<BufferedBody>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<BufferedBody>) -> Self::Future {
+        let headers = req.headers_mut();
+        if let Some(auth) = &self.headers.authorization {
+            if !headers.contains_key(header::AUTHORIZATION) {
+                headers.insert(header::AUTHORIZATION, auth.clone());
+            }
+        }
+        if !headers.contains_key(NOTION_VERSION) {
+            headers.insert(NOTION_VERSION, self.headers.version.clone());
+        }
+        if !headers.contains_key(header::USER_AGENT) {
+            headers.insert(header::USER_AGENT, self.headers.user_agent.clone());
+        }
+        if req.method() == Method::POST && routes::is_read_only_post(req.uri().path()) {
+            if let Some(canonical) = canonical_json(req.body().as_ref()) {
+                *req.body_mut() = BufferedBody::from(canonical);
+            }
+        }
+        self.inner.call(req)
+    }
+}
+
+/// `bytes` re-serialised with sorted keys and no whitespace, or `None` when they are not JSON
+/// (such a body is sent and keyed as it is).
+#[must_use]
+pub fn canonical_json(bytes: &[u8]) -> Option<Vec<u8>> {
+    if bytes.is_empty() {
+        return None;
+    }
+    let value: Value = serde_json::from_slice(bytes).ok()?;
+    serde_json::to_vec(&sorted(value)).ok()
+}
+
+fn sorted(value: Value) -> Value {
+    match value {
+        Value::Object(map) => {
+            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_json_sorts_keys_and_drops_whitespace() {
+        let a = canonical_json(br#"{ "b": 1, "a": {"y": [ {"d":1,"c":2} ], "x": null} }"#).unwrap();
+        let b = canonical_json(br#"{"a":{"x":null,"y":[{"c":2,"d":1}]},"b":1}"#).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a, br#"{"a":{"x":null,"y":[{"c":2,"d":1}]},"b":1}"#);
+        assert_eq!(canonical_json(b"not json"), None);
+        assert_eq!(canonical_json(b""), None);
+    }
+
+    #[test]
+    fn invalid_settings_are_named() {
+        let err = NotionLayer::builder()
+            .token("bad\ntoken")
+            .build()
+            .unwrap_err();
+        assert_eq!(err.field(), "token");
+        let err = NotionLayer::builder().token("  ").build().unwrap_err();
+        assert_eq!(err.field(), "token");
+        let err = NotionLayer::builder()
+            .notion_version("2025\r\n")
+            .build()
+            .unwrap_err();
+        assert_eq!(err.field(), "notion_version");
+        let err = NotionLayer::builder()
+            .attempt_timeout(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.field(), "attempt_timeout");
+        let err = NotionLayer::builder()
+            .breaker(|b| b.failure_ratio(2.0))
+            .build()
+            .unwrap_err();
+        assert_eq!(err.field(), "failure_ratio");
+    }
+
+    #[test]
+    fn the_token_never_shows_in_debug() {
+        let builder = NotionLayer::builder().token("secret_xyz");
+        assert!(!format!("{builder:?}").contains("secret_xyz"));
+        let layer = builder.build().unwrap();
+        assert!(!format!("{layer:?}").contains("secret_xyz"));
+    }
+
+    #[test]
+    fn token_keys_are_stable_and_distinct() {
+        let req = |auth: &str| {
+            Request::get("/v1/users/me")
+                .header("authorization", auth)
+                .body(BufferedBody::default())
+                .unwrap()
+        };
+        assert_eq!(token_key(&req("Bearer a")), token_key(&req("Bearer a")));
+        assert_ne!(token_key(&req("Bearer a")), token_key(&req("Bearer b")));
+        assert_eq!(token_key(&Request::new(BufferedBody::default())), None);
+    }
+}

@@ -1,0 +1,95 @@
+//! The bulwark preset for the Notion API: one layer in front of any HTTP client, and talk to
+//! Notion without 429 storms, duplicate pages, or a dead app during a Notion outage.
+//!
+//! [`NotionLayer`] composes, outermost first:
+//!
+//! | layer | Notion's defaults |
+//! |---|---|
+//! | stale cache | GET reads and read-only POSTs (`search`, `…/query`); always live, the last good answer (marked `Cache-Status: …; fwd=stale`) for up to 5 min when Notion fails; keyed by `Notion-Version`, the token's hash and the canonical JSON body |
+//! | retry | 3 retries, exponential from 1 s capped at 30 s, full jitter; `Retry-After` honoured up to 60 s; 429/529 retried for any request, 5xx/409/timeouts only for idempotent ones — GET, DELETE, PATCH never, `POST /v1/pages` never, the read-only POSTs yes |
+//! | circuit breaker | opens after 5 consecutive failures or 50 % of ≥ 10 calls in 30 s; 30 s break |
+//! | token bucket | 3 requests/s, burst 3, one bucket per token, paused by Notion's `Retry-After`, callers wait up to 30 s |
+//! | per-attempt timeout | 60 s (Notion's own maximum) |
+//! | [`NotionBodyLayer`] | reads the answer, parses Notion's error body for [`NotionClassifier`] |
+//!
+//! and sets `Authorization`, `Notion-Version` (`2025-09-03`) and a `User-Agent`. Every
+//! default can be changed through a closure on the sub-layer (`.retry(|r| r.max_retries(5))`,
+//! `.bucket(..)`, `.breaker(..)`, `.cache(..)`), and the cache switched off
+//! (`.without_cache()`).
+//!
+//! Also here: [`NotionError`] (every documented code, and `Unknown`), Notion-style
+//! rejections for proxies ([`rejection_layer`]), and a ready [`Client`] (feature `client`, on
+//! by default) over hyper-util with rustls.
+//!
+//! # Example: the preset over any client
+//! ```
+//! use bulwark_http::BufferedBody;
+//! use bulwark_notion::NotionLayer;
+//! use http::{Request, Response};
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), bulwark_http::BoxError> {
+//! let notion = NotionLayer::builder()
+//!     .token("secret_abc")
+//!     .bucket(|b| b.max_wait(std::time::Duration::from_secs(10)))
+//!     .build()?;
+//! let http_client = service_fn(|req: Request<BufferedBody>| async move {
+//!     assert_eq!(req.headers()["authorization"], "Bearer secret_abc");
+//!     Ok::<_, std::convert::Infallible>(Response::new(BufferedBody::from(r#"{"results":[]}"#)))
+//! });
+//! let svc = ServiceBuilder::new().layer(notion.clone()).service(http_client);
+//! let req = Request::post("https://api.notion.com/v1/search")
+//!     .body(BufferedBody::from(r#"{"query": "roadmap"}"#))?;
+//! let res = svc.oneshot(req).await?;
+//! assert_eq!(res.status(), 200);
+//! assert_eq!(notion.stats().retry.attempts, 1);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Example: the ready client
+//! ```no_run
+//! # #[cfg(feature = "client")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use bulwark_notion::{Client, Error, NotionErrorCode};
+//! use serde_json::json;
+//!
+//! let notion = Client::new(std::env::var("NOTION_TOKEN")?)?;
+//! match notion.get("pages/59833787-2cf9-4fdf-8782-e53db20768a5", json!({})).await {
+//!     Ok(page) => println!("{}", page["url"]),
+//!     Err(Error::Api(e)) if e.code == NotionErrorCode::ObjectNotFound => println!("not shared"),
+//!     Err(e) => return Err(e.into()),
+//! }
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "client"))]
+//! # fn main() {}
+//! ```
+#![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod body;
+mod classify;
+#[cfg(feature = "client")]
+mod client;
+pub mod error;
+mod layer;
+pub mod rejection;
+pub mod routes;
+
+pub use body::{
+    NotionBody, NotionBodyLayer, ResponseFuture as NotionBodyFuture, DEFAULT_MAX_RESPONSE_BYTES,
+};
+pub use classify::{from_edge, NotionClassifier};
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+pub use client::{Client, ClientBuilder, Error, DEFAULT_BASE_URL};
+pub use error::{NotionError, NotionErrorCode, UnexpectedResponse};
+pub use layer::{
+    canonical_json, token_key, Notion, NotionBreaker, NotionBucket, NotionCache, NotionLayer,
+    NotionLayerBuilder, NotionRetry, NotionStack, NotionStats, TokenKey, DEFAULT_NOTION_VERSION,
+    DEFAULT_USER_AGENT, NOTION_VERSION,
+};
+pub use rejection::{rejection_error, rejection_layer, render_rejection};
