@@ -505,6 +505,9 @@ where
         }
         if req.method() == Method::POST && routes::is_read_only_post(req.uri().path()) {
             if let Some(canonical) = canonical_json(req.body().as_ref()) {
+                // A forwarded request may carry the original length.
+                req.headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(canonical.len()));
                 *req.body_mut() = BufferedBody::from(canonical);
             }
         }
@@ -547,6 +550,27 @@ mod tests {
         assert_eq!(a, br#"{"a":{"x":null,"y":[{"c":2,"d":1}]},"b":1}"#);
         assert_eq!(canonical_json(b"not json"), None);
         assert_eq!(canonical_json(b""), None);
+    }
+
+    #[tokio::test]
+    async fn read_only_posts_are_sent_canonical_with_their_new_length() {
+        use tower::{service_fn, ServiceExt};
+
+        let layer = NotionLayer::builder().token("secret_a").build().unwrap();
+        let svc = layer.layer(service_fn(|req: Request<BufferedBody>| async move {
+            assert_eq!(req.body().as_ref(), br#"{"a":2,"b":1}"#);
+            assert_eq!(req.headers()[header::CONTENT_LENGTH], "13");
+            assert_eq!(req.headers()[header::AUTHORIZATION], "Bearer secret_a");
+            assert!(req.headers()[header::AUTHORIZATION].is_sensitive());
+            assert_eq!(req.headers()[NOTION_VERSION], DEFAULT_NOTION_VERSION);
+            Ok::<_, BoxError>(Response::new(BufferedBody::from("{}")))
+        }));
+        let body = r#"{ "b": 1, "a": 2 }"#;
+        let req = Request::post("http://notion.test/v1/search")
+            .header(header::CONTENT_LENGTH, body.len())
+            .body(BufferedBody::from(body))
+            .unwrap();
+        assert_eq!(svc.oneshot(req).await.unwrap().status(), 200);
     }
 
     #[test]
