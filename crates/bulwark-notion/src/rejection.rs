@@ -8,7 +8,7 @@
 //! | [`CircuitOpen`](bulwark_http::CircuitOpen) | 503 | `service_unavailable` |
 //! | [`RateLimited`](bulwark_http::RateLimited) | 429 | `rate_limited` |
 //! | [`BodyTooLarge`](bulwark_http::BodyTooLarge) | 413 | `validation_error` |
-//! | an upstream failure (unreachable, timeout, reset) | 502 | `bad_gateway` |
+//! | an upstream failure (unreachable, timeout, reset) | 503 | `service_unavailable` (Notion's SDKs do not know `bad_gateway`) |
 //! | anything else | 500 | `internal_server_error` |
 //!
 //! with `Retry-After` (and IETF `RateLimit` headers for a rate limit), in Notion's body
@@ -61,9 +61,11 @@ pub fn rejection_error(rejection: &Rejection) -> NotionError {
             NotionErrorCode::ValidationError,
             format!("bulwark: the request body exceeds {} bytes.", large.limit),
         ),
+        // 503 `service_unavailable` rather than 502 `bad_gateway`: Notion's SDKs know the
+        // former as an API error (and retry it for reads); the latter is an unknown response.
         Rejection::Upstream => (
-            StatusCode::BAD_GATEWAY,
-            NotionErrorCode::BadGateway,
+            StatusCode::SERVICE_UNAVAILABLE,
+            NotionErrorCode::ServiceUnavailable,
             "bulwark: Notion did not answer (unreachable, timed out or reset).".to_owned(),
         ),
         _ => (

@@ -27,6 +27,14 @@
 //! - **Observation:** [`FakeNotion::requests`] records every request
 //!   (method, path, token, time, body, status), [`FakeNotion::pages`] every
 //!   page, so duplicate writes are visible.
+//! - **Control API** for other processes (a script driving an SDK, a
+//!   shell): `POST /_fake/outage` with `{"on": true}` or `{"on": false}`
+//!   switches [`FaultHandle::outage`] (`GET /_fake/outage` reads it, both
+//!   answer `{"on": bool}`), `POST /_fake/reset` clears every fault like
+//!   [`FaultHandle::clear`] (answers `{"reset": true}`). These routes need no
+//!   token and are never rate-limited, delayed, faulted or recorded; they
+//!   answer plain JSON, `{"error": "…"}` with 400/404/405 on bad input.
+//!   Reach them at [`FakeNotion::url`]`/_fake/…`.
 //! - **Status page:** `GET /api/v2/status.json` answers like Statuspage, see
 //!   [`FakeNotion::set_status_indicator`].
 //!
@@ -83,6 +91,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 mod api;
 mod bucket;
+mod control;
 mod fake;
 mod fault;
 mod record;

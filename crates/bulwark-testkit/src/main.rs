@@ -6,6 +6,14 @@
 //!
 //! Logs go to stderr through `tracing` (filter with `RUST_LOG`, e.g.
 //! `RUST_LOG=bulwark_testkit=debug`).
+//!
+//! Faults can be switched from another process through the control API
+//! (see `--help`):
+//!
+//! ```text
+//! curl -X POST -d '{"on":true}' http://127.0.0.1:7777/_fake/outage
+//! curl -X POST http://127.0.0.1:7777/_fake/reset
+//! ```
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -14,9 +22,19 @@ use bulwark_testkit::FakeNotion;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+/// The control API, shown after the options by `--help`.
+const CONTROL_HELP: &str = "\
+Control API (no token needed; never rate-limited, delayed, faulted or recorded):
+  POST /_fake/outage  body {\"on\": true} or {\"on\": false}: every /v1 request answers
+                      503 service_unavailable while on; answers {\"on\": bool}
+  GET  /_fake/outage  answers {\"on\": bool}
+  POST /_fake/reset   clears every fault (scripts, failure ratio, outage, latency);
+                      answers {\"reset\": true}
+Example: curl -X POST -d '{\"on\":true}' http://127.0.0.1:PORT/_fake/outage";
+
 /// A fake Notion API on 127.0.0.1 with Notion's rate limit and optional faults.
 #[derive(Debug, Parser)]
-#[command(name = "bulwark-testkit", version)]
+#[command(name = "bulwark-testkit", version, after_help = CONTROL_HELP)]
 struct Args {
     /// Port to listen on (0 picks a free one).
     #[arg(long, default_value_t = 0)]

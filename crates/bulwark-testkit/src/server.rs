@@ -27,6 +27,7 @@ use tokio::time::Instant;
 
 use crate::api::{self, ApiRequest};
 use crate::bucket::Buckets;
+use crate::control;
 use crate::fault::{Fault, FaultHandle};
 use crate::lock;
 use crate::record::{Log, RecordedRequest};
@@ -140,6 +141,9 @@ async fn handle(
     shared: Arc<Shared>,
     request: Request<Incoming>,
 ) -> Result<Response<Body>, ConnectionDropped> {
+    if control::is_control(request.uri().path()) {
+        return Ok(answer_control(&shared, request).await);
+    }
     let at = Instant::now();
     let received = SystemTime::now();
     let (parts, body) = request.into_parts();
@@ -183,6 +187,25 @@ async fn handle(
             Err(ConnectionDropped)
         }
     }
+}
+
+/// A `/_fake/*` control request: answered at once, never recorded, delayed,
+/// rate-limited or faulted.
+async fn answer_control(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
+    let (parts, body) = request.into_parts();
+    let body = Limited::new(body, control::MAX_BODY)
+        .collect()
+        .await
+        .ok()
+        .map(http_body_util::Collected::to_bytes);
+    let response = control::handle(
+        &shared.faults,
+        &parts.method,
+        parts.uri.path(),
+        body.as_ref(),
+    );
+    tracing::debug!(target: "bulwark_testkit", method = %parts.method, path = parts.uri.path(), status = response.status().as_u16(), "control request");
+    response
 }
 
 /// The answer to one request, or `None` to drop the connection.
