@@ -1,22 +1,67 @@
-//! Protecting an axum service: a token bucket per client IP in reject mode, rendered as 429
-//! with `Retry-After` and IETF `RateLimit` headers — no `HandleErrorLayer` needed.
+//! Protecting an axum service with bulwark, no `HandleErrorLayer` needed:
+//!
+//! * the whole API sits behind a token bucket per client IP in reject mode (5 requests/s,
+//!   burst 5): over the limit → 429 with `Retry-After` and IETF `RateLimit` headers;
+//! * `/flaky` calls an "upstream" that can be switched down; a circuit breaker guards it
+//!   (opens after 3 consecutive 500s, 2 s break): while open → 503 `circuit_open` with
+//!   `Retry-After`, without calling the upstream; after the break one probe goes through and,
+//!   if it succeeds, the circuit closes.
+//!
+//! [`RejectionResponseLayer`] turns both refusals into responses. The control routes
+//! `POST /upstream/down` and `POST /upstream/up` are added after the layers, so they are
+//! neither rate-limited nor guarded.
 //!
 //! ```sh
-//! cargo run --example axum_server            # serves, sends itself a burst, prints, exits
+//! cargo run --example axum_server            # serves on 127.0.0.1:0, sends itself a scripted
+//!                                            # set of requests, prints each answer, exits 0
 //! cargo run --example axum_server -- --serve # keeps serving on 127.0.0.1:3000
+//! curl -i localhost:3000/ ; curl -X POST localhost:3000/upstream/down ; curl -i localhost:3000/flaky
 //! ```
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
-use axum::{extract::ConnectInfo, routing::get, Router};
+use axum::{
+    extract::{ConnectInfo, State},
+    http::StatusCode,
+    routing::{get, post},
+    Router,
+};
 use bulwark::{
+    breaker::{BreakerState, CircuitBreakerLayer},
     bucket::{Rate, TokenBucketLayer},
     http::{BoxError, RejectionResponseLayer},
 };
-use http::Request;
+use http::{Method, Request};
 use http_body_util::{BodyExt, Empty};
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use hyper_util::{
+    client::legacy::{connect::HttpConnector, Client},
+    rt::TokioExecutor,
+};
 use tower::ServiceBuilder;
+
+/// Whether the pretend upstream behind `/flaky` is up.
+#[derive(Debug, Clone)]
+struct Upstream(Arc<AtomicBool>);
+
+async fn flaky(State(upstream): State<Upstream>) -> (StatusCode, &'static str) {
+    if upstream.0.load(Ordering::SeqCst) {
+        (StatusCode::OK, "upstream answered\n")
+    } else {
+        (StatusCode::INTERNAL_SERVER_ERROR, "upstream failed\n")
+    }
+}
+
+async fn set_upstream(State(upstream): State<Upstream>, up: bool) -> StatusCode {
+    upstream.0.store(up, Ordering::SeqCst);
+    StatusCode::NO_CONTENT
+}
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
@@ -29,13 +74,39 @@ async fn main() -> Result<(), BoxError> {
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|info| info.0.ip())
         });
+    let breaker = CircuitBreakerLayer::builder()
+        .consecutive_failures(3)
+        .break_duration(Duration::from_secs(2))
+        .build()?;
+    let upstream = Upstream(Arc::new(AtomicBool::new(true)));
+
     let app = Router::new()
         .route("/", get(|| async { "hello from behind bulwark\n" }))
+        // The breaker guards the one route that depends on the flaky upstream; its own
+        // RejectionResponseLayer renders CircuitOpen as 503 + Retry-After.
+        .route(
+            "/flaky",
+            get(flaky).layer(
+                ServiceBuilder::new()
+                    .layer(RejectionResponseLayer::new())
+                    .layer(breaker.clone()),
+            ),
+        )
+        // The bucket protects every route above (the layer applies to routes added before it).
         .layer(
             ServiceBuilder::new()
                 .layer(RejectionResponseLayer::new())
                 .layer(limit.clone()),
-        );
+        )
+        .route(
+            "/upstream/down",
+            post(|s: State<Upstream>| set_upstream(s, false)),
+        )
+        .route(
+            "/upstream/up",
+            post(|s: State<Upstream>| set_upstream(s, true)),
+        )
+        .with_state(upstream);
 
     let serve_forever = std::env::args().any(|a| a == "--serve");
     let addr = if serve_forever {
@@ -45,7 +116,9 @@ async fn main() -> Result<(), BoxError> {
     };
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
-    println!("listening on http://{local} (5 requests/second per client IP, burst 5)");
+    println!("listening on http://{local}");
+    println!("  /        5 requests/second per client IP, burst 5 (429 beyond)");
+    println!("  /flaky   circuit breaker: opens after 3 consecutive failures, 2 s break (503)");
     let server = tokio::spawn(async move {
         axum::serve(
             listener,
@@ -58,10 +131,102 @@ async fn main() -> Result<(), BoxError> {
         return Ok(());
     }
 
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
+    let demo = Demo {
+        client: Client::builder(TokioExecutor::new()).build_http(),
+        base: format!("http://{local}"),
+    };
+
+    println!("\n== token bucket: a burst of 8 at / ==");
+    let mut retry_after = 1;
     for i in 1..=8 {
-        let res = client.get(format!("http://{local}/").parse()?).await?;
-        let status = res.status();
+        let answer = demo.send(Method::GET, "/").await?;
+        println!("request {i}: {answer}");
+        if answer.status == 429 {
+            retry_after = answer.retry_after.parse().unwrap_or(1);
+        }
+    }
+    let stats = limit.stats();
+    println!(
+        "admitted {}, rejected {}, client IPs tracked {}",
+        stats.admitted, stats.rejected, stats.keys
+    );
+    println!("(waiting {retry_after} s as Retry-After says, so the bucket has tokens again)");
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+
+    println!("\n== circuit breaker: the upstream behind /flaky goes down ==");
+    let answer = demo.send(Method::POST, "/upstream/down").await?;
+    println!("POST /upstream/down: {}", answer.status);
+    let mut retry_after = 2;
+    for i in 1..=5 {
+        let answer = demo.send(Method::GET, "/flaky").await?;
+        println!(
+            "request {i}: {answer}  breaker: {}",
+            breaker.handle().state().as_str()
+        );
+        if answer.status == 503 {
+            retry_after = answer.retry_after.parse().unwrap_or(2);
+        }
+    }
+
+    let answer = demo.send(Method::POST, "/upstream/up").await?;
+    println!("POST /upstream/up: {}", answer.status);
+    println!("(waiting {retry_after} s for the break to end)");
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    println!("breaker: {}", breaker.handle().state().as_str());
+    let probe = demo.send(Method::GET, "/flaky").await?;
+    println!(
+        "probe:     {probe}  breaker: {}",
+        breaker.handle().state().as_str()
+    );
+    let after = demo.send(Method::GET, "/flaky").await?;
+    println!(
+        "request 6: {after}  breaker: {}",
+        breaker.handle().state().as_str()
+    );
+    let metrics = breaker.handle().metrics();
+    println!("\nbreaker metrics: {metrics:?}");
+
+    server.abort();
+    let recovered = probe.status == 200 && matches!(breaker.handle().state(), BreakerState::Closed);
+    if !recovered {
+        return Err("the breaker did not close after a successful probe".into());
+    }
+    Ok(())
+}
+
+/// The self-demonstration's client.
+struct Demo {
+    client: Client<HttpConnector, Empty<bytes::Bytes>>,
+    base: String,
+}
+
+/// What the demo prints of one answer.
+struct Answer {
+    status: u16,
+    retry_after: String,
+    ratelimit: String,
+    body: String,
+}
+
+impl std::fmt::Display for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} retry-after: {:<3} ratelimit: {:<22} body: {}",
+            self.status, self.retry_after, self.ratelimit, self.body
+        )
+    }
+}
+
+impl Demo {
+    async fn send(&self, method: Method, path: &str) -> Result<Answer, BoxError> {
+        let req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .body(Empty::new())?;
+        // Bounded: a demo that hangs is worse than one that fails.
+        let res = tokio::time::timeout(Duration::from_secs(5), self.client.request(req)).await??;
+        let status = res.status().as_u16();
         let header = |name: &str| {
             res.headers()
                 .get(name)
@@ -69,19 +234,13 @@ async fn main() -> Result<(), BoxError> {
                 .unwrap_or("-")
                 .to_owned()
         };
-        let (ratelimit, retry_after) = (header("ratelimit"), header("retry-after"));
+        let (retry_after, ratelimit) = (header("retry-after"), header("ratelimit"));
         let body = res.into_body().collect().await?.to_bytes();
-        println!(
-            "request {i}: {} ratelimit: {ratelimit:<22} retry-after: {retry_after:<3} body: {}",
-            status.as_u16(),
-            String::from_utf8_lossy(&body).trim()
-        );
+        Ok(Answer {
+            status,
+            retry_after,
+            ratelimit,
+            body: String::from_utf8_lossy(&body).trim().to_owned(),
+        })
     }
-    let stats = limit.stats();
-    println!(
-        "\nadmitted {}, rejected {}, client IPs tracked {}",
-        stats.admitted, stats.rejected, stats.keys
-    );
-    server.abort();
-    Ok(())
 }
