@@ -532,4 +532,12 @@ async fn the_client_returns_notion_errors() {
         "base_url"
     );
     assert_eq!(Client::new("").unwrap_err().field(), "token");
+    assert_eq!(
+        Client::builder(TOKEN)
+            .connect_timeout(Duration::ZERO)
+            .build()
+            .unwrap_err()
+            .field(),
+        "connect_timeout"
+    );
 }

@@ -121,6 +121,7 @@ impl fmt::Debug for Client {
 #[must_use]
 pub struct ClientBuilder {
     base_url: String,
+    connect_timeout: Duration,
     preset: NotionLayerBuilder,
 }
 
@@ -128,6 +129,7 @@ impl fmt::Debug for ClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ClientBuilder")
             .field("base_url", &self.base_url)
+            .field("connect_timeout", &self.connect_timeout)
             .field("preset", &self.preset)
             .finish()
     }
@@ -141,6 +143,13 @@ impl ClientBuilder {
         self
     }
 
+    /// How long establishing a connection (TCP and TLS) may take. Defaults to 10 s. A
+    /// connect failure never reached Notion, so the preset retries it for any request.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
     /// Adjusts the preset (retry, breaker, bucket, cache, headers, timeouts).
     pub fn preset(mut self, f: impl FnOnce(NotionLayerBuilder) -> NotionLayerBuilder) -> Self {
         self.preset = f(self.preset);
@@ -150,7 +159,8 @@ impl ClientBuilder {
     /// Builds the client.
     ///
     /// # Errors
-    /// [`InvalidConfig`]: `base_url` not an absolute `http(s)` URL, the TLS setup failing, or
+    /// [`InvalidConfig`]: `base_url` not an absolute `http(s)` URL, `connect_timeout` zero, the
+    /// TLS setup failing, or
     /// any error of [`NotionLayerBuilder::build`].
     pub fn build(self) -> Result<Client, InvalidConfig> {
         let base_url = self.base_url.trim_end_matches('/').to_owned();
@@ -163,10 +173,13 @@ impl ClientBuilder {
                 "must be an absolute http:// or https:// URL",
             ));
         }
+        if self.connect_timeout.is_zero() {
+            return Err(InvalidConfig::new("connect_timeout", "must be above zero"));
+        }
         let layer = self.preset.build()?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
-        http.set_connect_timeout(Some(Duration::from_secs(10)));
+        http.set_connect_timeout(Some(self.connect_timeout));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
             .map_err(|e| InvalidConfig::new("tls", e.to_string()))?
@@ -196,6 +209,7 @@ impl Client {
     pub fn builder(token: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
             base_url: DEFAULT_BASE_URL.to_owned(),
+            connect_timeout: Duration::from_secs(10),
             preset: NotionLayer::builder().token(token),
         }
     }
