@@ -541,3 +541,116 @@ async fn the_client_returns_notion_errors() {
         "connect_timeout"
     );
 }
+
+/// GET lists paginate through the query string: 250 blocks appended to a page (100 at a time,
+/// never retried: an append is not idempotent), read back in three pages.
+#[tokio::test]
+async fn the_client_paginates_block_children_with_get() {
+    let fake = FakeNotion::builder()
+        .no_rate_limit()
+        .tokens([TOKEN])
+        .seed_pages(1)
+        .start()
+        .await
+        .unwrap();
+    let page = fake.pages()[0].id.clone();
+    let notion = client(&fake);
+    for chunk in 0..3 {
+        let blocks: Vec<Value> = (0..100)
+            .map(|i| chunk * 100 + i)
+            .take_while(|n| *n < 250)
+            .map(|n| {
+                json!({"object": "block", "type": "paragraph",
+                       "paragraph": {"rich_text": [{"type": "text", "text": {"content": format!("line {n}")}}]}})
+            })
+            .collect();
+        notion
+            .patch(
+                &format!("blocks/{page}/children"),
+                json!({"children": blocks}),
+            )
+            .await
+            .unwrap();
+    }
+    let blocks: Vec<Value> = notion
+        .paginate(
+            &format!("blocks/{page}/children"),
+            json!({"page_size": 100}),
+        )
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(blocks.len(), 250);
+    assert_eq!(
+        blocks[249]["paragraph"]["rich_text"][0]["text"]["content"],
+        "line 249"
+    );
+    let reads: Vec<_> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == Method::GET && r.path.ends_with("/children"))
+        .collect();
+    assert_eq!(reads.len(), 3);
+    assert!(!reads[0].query.as_deref().unwrap().contains("start_cursor"));
+    assert!(reads[1].query.as_deref().unwrap().contains("start_cursor="));
+
+    // Paths carry no query string of their own; a non-list endpoint is an error, not silence.
+    assert!(matches!(
+        notion.get("users/me?x=1", json!({})).await,
+        Err(Error::InvalidRequest(_))
+    ));
+    let mut not_a_list = Box::pin(notion.paginate("users/me", json!({})));
+    assert!(matches!(
+        futures_util::StreamExt::next(&mut not_a_list).await,
+        Some(Err(Error::InvalidRequest(_)))
+    ));
+}
+
+/// The cache keys on `Notion-Version` even when a closure replaces the vary headers, and
+/// `.without_cache()` really serves nothing stale.
+#[tokio::test(start_paused = true)]
+async fn cache_keys_hold_the_notion_version_and_without_cache_serves_nothing_stale() {
+    let fake = FakeNotion::builder()
+        .no_rate_limit()
+        .tokens([TOKEN])
+        .seed_pages(1)
+        .start()
+        .await
+        .unwrap();
+    let url = format!("{}/v1/pages/{}", fake.url(), fake.pages()[0].id);
+    let http = HyperClient::builder(TokioExecutor::new()).build_http::<BufferedBody>();
+    let read = |svc: bulwark::notion::Notion<_>, version: &'static str| {
+        let req = Request::get(url.clone())
+            .header("notion-version", version)
+            .body(BufferedBody::empty())
+            .unwrap();
+        async move { svc.oneshot(req).await.map(|res| res.status()) }
+    };
+
+    let layer = NotionLayer::builder()
+        .token(TOKEN)
+        .cache(|c| c.vary_headers([http::header::ACCEPT_LANGUAGE]))
+        .retry(|r| r.max_retries(0))
+        .build()
+        .unwrap();
+    let svc = layer.layer(http.clone());
+    assert_eq!(read(svc.clone(), "2022-06-28").await.unwrap(), 200);
+    fake.faults().outage(true);
+    // Another version's copy is not served: Notion's 503 passes through.
+    assert_eq!(read(svc.clone(), "2025-09-03").await.unwrap(), 503);
+    assert_eq!(read(svc.clone(), "2022-06-28").await.unwrap(), 200);
+    assert_eq!(layer.stats().cache.stale_served, 1);
+
+    fake.faults().outage(false);
+    let off = NotionLayer::builder()
+        .token(TOKEN)
+        .without_cache()
+        .retry(|r| r.max_retries(0))
+        .build()
+        .unwrap();
+    let svc = off.layer(http);
+    assert_eq!(read(svc.clone(), "2025-09-03").await.unwrap(), 200);
+    fake.faults().outage(true);
+    assert_eq!(read(svc, "2025-09-03").await.unwrap(), 503);
+    assert_eq!(off.stats().cache.stores, 0);
+}

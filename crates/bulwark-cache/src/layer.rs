@@ -198,6 +198,14 @@ impl<C, B> StaleCacheLayer<C, B> {
         self
     }
 
+    /// Adds one request header to the vary headers (keeping those already set).
+    pub fn vary_header(mut self, name: HeaderName) -> Self {
+        if !self.vary.contains(&name) {
+            self.vary.push(name);
+        }
+        self
+    }
+
     /// Whether concurrent identical misses make one upstream call. Defaults to `true`.
     pub fn coalesce(mut self, coalesce: bool) -> Self {
         self.coalesce = coalesce;

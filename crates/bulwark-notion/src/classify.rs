@@ -15,8 +15,8 @@ use crate::{error::REQUEST_ID_HEADER, NotionError, NotionErrorCode};
 /// | 500, 502, 503 (`service_unavailable`, `database_connection_unavailable`), 504 | `Transient` (retried when the request is idempotent) |
 /// | any 5xx from Notion's edge proxy (`cf-ray` without `x-notion-request-id`, incl. 520–524) | `Transient` |
 /// | 409 `conflict_error` | `Transient`, so retried only where retrying is safe |
-/// | any other status with a known `code` | that code's class (`rate_limited` → `Throttled`, …) |
-/// | other 4xx | `Permanent` |
+/// | other 4xx | `Permanent`, whatever the `code` |
+/// | other statuses with a known `code` (a 507, say) | that code's class (`service_unavailable` → `Transient`, …) |
 /// | unknown codes | their status's HTTP meaning |
 /// | errors (connect, timeout, reset) | as [`HttpClassifier`] |
 ///
@@ -55,6 +55,7 @@ impl NotionClassifier {
             429 | 529 => return Class::Throttled { retry_after },
             409 | 500 | 502 | 503 | 504 => return Class::Transient { retry_after },
             500..=599 if from_edge(headers) => return Class::Transient { retry_after },
+            400..=499 => return Class::Permanent,
             _ => {}
         }
         match code.and_then(|code| code_class(code, retry_after)) {
@@ -96,6 +97,25 @@ impl Classify for NotionClassifier {
 
     fn classify_error(&self, err: &(dyn StdError + 'static)) -> Class {
         classify_error_chain(err)
+    }
+}
+
+/// The preset's breaker classifier: [`NotionClassifier`], except that a 409 `conflict_error`
+/// is the caller's data collision, not Notion failing, so it does not count towards opening
+/// the breaker (one tenant's conflicting writes must not cut every tenant off).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NotionBreakerClassifier;
+
+impl Classify for NotionBreakerClassifier {
+    fn classify_response<B>(&self, res: &Response<B>) -> Class {
+        if res.status() == StatusCode::CONFLICT {
+            return Class::Permanent;
+        }
+        NotionClassifier.classify_response(res)
+    }
+
+    fn classify_error(&self, err: &(dyn StdError + 'static)) -> Class {
+        NotionClassifier.classify_error(err)
     }
 }
 
@@ -159,15 +179,34 @@ mod tests {
     }
 
     #[test]
-    fn status_first_then_code() {
-        // A known code on an odd status: the code's meaning.
+    fn the_breaker_does_not_count_conflicts() {
+        let conflict = Response::builder().status(409).body(()).unwrap();
         assert_eq!(
-            class(400, &[], Some("rate_limited")),
+            NotionBreakerClassifier.classify_response(&conflict),
+            Class::Permanent
+        );
+        let bad = Response::builder().status(502).body(()).unwrap();
+        assert_eq!(NotionBreakerClassifier.classify_response(&bad), T);
+    }
+
+    #[test]
+    fn status_first_then_code() {
+        // Other 4xx are permanent whatever the code says: a 400 is never retried.
+        assert_eq!(class(400, &[], Some("rate_limited")), Class::Permanent);
+        assert_eq!(
+            class(401, &[], Some("service_unavailable")),
+            Class::Permanent
+        );
+        // A known code on an odd 5xx: the code's meaning.
+        assert_eq!(
+            class(501, &[], Some("service_overload")),
             Class::Throttled { retry_after: None }
         );
+        assert_eq!(class(505, &[], Some("service_unavailable")), T);
         // An unknown code keeps its status meaning.
         assert_eq!(class(418, &[], Some("teapot")), Class::Permanent);
         assert_eq!(class(507, &[], Some("storage_full")), T);
+        assert_eq!(class(501, &[], Some("storage_full")), Class::Permanent);
         // The status wins where the table names it.
         assert_eq!(class(502, &[], Some("validation_error")), T);
         // A 501 from the API itself (request id present) stays permanent.

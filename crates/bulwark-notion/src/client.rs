@@ -1,7 +1,11 @@
 //! [`Client`]: a ready Notion client — hyper-util with rustls (ring, webpki roots) behind the
 //! [`NotionLayer`] preset.
 
-use std::{collections::VecDeque, fmt, time::Duration};
+use std::{
+    collections::{HashSet, VecDeque},
+    fmt,
+    time::Duration,
+};
 
 use bulwark_cache::CacheBody;
 use bulwark_http::{BoxError, BufferedBody, InvalidConfig, Rejection};
@@ -143,7 +147,8 @@ impl ClientBuilder {
         self
     }
 
-    /// How long establishing a connection (TCP and TLS) may take. Defaults to 10 s. A
+    /// How long the TCP connect may take (the TLS handshake is bounded by the preset's
+    /// attempt timeout). Defaults to 10 s. A
     /// connect failure never reached Notion, so the preset retries it for any request.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
@@ -163,7 +168,13 @@ impl ClientBuilder {
     /// TLS setup failing, or
     /// any error of [`NotionLayerBuilder::build`].
     pub fn build(self) -> Result<Client, InvalidConfig> {
-        let base_url = self.base_url.trim_end_matches('/').to_owned();
+        // `https://api.notion.com/v1` is accepted too: paths are joined under `/v1/` anyway.
+        let base_url = self.base_url.trim_end_matches('/');
+        let base_url = base_url
+            .strip_suffix("/v1")
+            .unwrap_or(base_url)
+            .trim_end_matches('/')
+            .to_owned();
         let uri: http::Uri = base_url
             .parse()
             .map_err(|_| InvalidConfig::new("base_url", "not a valid URL"))?;
@@ -261,8 +272,8 @@ impl Client {
     /// Every result of a paginated endpoint, following `next_cursor` until `has_more` is
     /// false. `search` and `…/query` are POSTed with `start_cursor` in the body; other paths
     /// (`blocks/{id}/children`, `users`, `comments`) are read with GET and `start_cursor` in
-    /// the query. The stream ends after the first error (which it yields), and with an error
-    /// if Notion repeats a cursor.
+    /// the query. The stream ends after the first error (which it yields), with an error if
+    /// Notion repeats a cursor (no endless loop) or the answer has no `results` list.
     pub fn paginate(
         &self,
         path: &str,
@@ -283,6 +294,7 @@ impl Client {
                 body
             },
             cursor: None,
+            seen: HashSet::new(),
             buffer: VecDeque::new(),
             done: false,
         };
@@ -329,6 +341,11 @@ impl Client {
         path: &str,
         body: Value,
     ) -> Result<Request<BufferedBody>, Error> {
+        if path.contains(['#', '?']) || !path.is_ascii() || path.contains(char::is_whitespace) {
+            return Err(Error::InvalidRequest(format!(
+                "{path:?}: give the path alone, in ASCII without spaces (percent-encode ids if needed); query fields go in the JSON argument"
+            )));
+        }
         let mut url = format!("{}{}", self.base_url, self.api_path(path));
         let empty = body.is_null() || body.as_object().is_some_and(serde_json::Map::is_empty);
         let mut req = Request::builder().method(method.clone());
@@ -364,7 +381,12 @@ impl Client {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
-            BufferedBody::from(body.to_string())
+            // Notion wants an object: `null` is sent as `{}`.
+            BufferedBody::from(if body.is_null() {
+                "{}".to_owned()
+            } else {
+                body.to_string()
+            })
         };
         req.uri(url)
             .body(body)
@@ -383,7 +405,12 @@ fn scalar(value: &Value) -> String {
 fn local_error(err: BoxError) -> Error {
     match Rejection::from_error(&*err) {
         rejection @ (Rejection::CircuitOpen(_) | Rejection::RateLimited(_)) => {
-            Error::Api(Box::new(rejection_error(&rejection)))
+            {
+                let mut err = rejection_error(&rejection);
+                // Not from Notion: no request id to quote to Notion's support.
+                err.request_id = None;
+                Error::Api(Box::new(err))
+            }
         }
         _ => Error::Transport(err),
     }
@@ -421,6 +448,7 @@ struct Pages {
     method: Method,
     body: Value,
     cursor: Option<String>,
+    seen: HashSet<String>,
     buffer: VecDeque<Value>,
     done: bool,
 }
@@ -435,12 +463,14 @@ impl Pages {
             .client
             .send(self.method.clone(), &self.path, body)
             .await?;
-        let results = page
-            .get("results")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        self.buffer.extend(results);
+        let Some(Value::Array(results)) = page.get("results") else {
+            self.done = true;
+            return Err(Error::InvalidRequest(format!(
+                "{} is not a paginated endpoint: its answer has no `results` list",
+                self.path
+            )));
+        };
+        self.buffer.extend(results.iter().cloned());
         let has_more = page
             .get("has_more")
             .and_then(Value::as_bool)
@@ -451,8 +481,9 @@ impl Pages {
             .map(str::to_owned);
         match (has_more, next) {
             (true, Some(next)) => {
-                if self.cursor.as_deref() == Some(next.as_str()) {
+                if !self.seen.insert(next.clone()) {
                     self.done = true;
+                    self.buffer.clear();
                     return Err(Error::InvalidRequest(format!(
                         "Notion returned the cursor {next} twice; stopping the pagination"
                     )));

@@ -19,6 +19,7 @@ pub const REQUEST_ID_HEADER: &str = "x-notion-request-id";
 /// assert_eq!(NotionErrorCode::from("brand_new").as_str(), "brand_new");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum NotionErrorCode {
     /// 400: the body could not be decoded as JSON.
     InvalidJson,

@@ -22,7 +22,10 @@ use tower::timeout::{Timeout, TimeoutLayer};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{routes, NotionBody, NotionBodyLayer, NotionClassifier, DEFAULT_MAX_RESPONSE_BYTES};
+use crate::{
+    routes, NotionBody, NotionBodyLayer, NotionBreakerClassifier, NotionClassifier,
+    DEFAULT_MAX_RESPONSE_BYTES,
+};
 
 /// The `Notion-Version` the preset sends unless told otherwise.
 pub const DEFAULT_NOTION_VERSION: &str = "2025-09-03";
@@ -40,7 +43,7 @@ pub type TokenKey = fn(&Request<BufferedBody>) -> Option<u64>;
 /// The retry layer as the preset configures it.
 pub type NotionRetry = RetryLayer<NotionClassifier>;
 /// The circuit-breaker builder as the preset configures it.
-pub type NotionBreaker = CircuitBreakerBuilder<NotionClassifier>;
+pub type NotionBreaker = CircuitBreakerBuilder<NotionBreakerClassifier>;
 /// The token-bucket layer as the preset configures it (keyed by [`TokenKey`]).
 pub type NotionBucket = TokenBucketLayer<NotionClassifier, KeyedBy<TokenKey>, u64>;
 /// The stale-cache layer as the preset configures it.
@@ -51,7 +54,7 @@ pub type NotionStack<S> = StaleCache<
     Retry<
         CircuitBreaker<
             TokenBucket<Timeout<NotionBody<S>>, NotionClassifier, KeyedBy<TokenKey>, u64>,
-            NotionClassifier,
+            NotionBreakerClassifier,
         >,
         NotionClassifier,
     >,
@@ -127,7 +130,8 @@ impl NotionLayerBuilder {
             .minimum_calls(10)
             .window(Window::time(Duration::from_secs(30)))
             .break_duration(Duration::from_secs(30))
-            .classify(NotionClassifier);
+            .max_break_duration(Duration::from_secs(30))
+            .classify(NotionBreakerClassifier);
         let bucket = TokenBucketLayer::new(Rate::per_second(3))
             .burst(3)
             .max_wait(Duration::from_secs(30))
@@ -200,7 +204,9 @@ impl NotionLayerBuilder {
     }
 
     /// Adjusts the circuit breaker. Defaults: opens after 5 consecutive failures or 50 % of at
-    /// least 10 calls in a 30 s window; 30 s break, doubling to 5 min.
+    /// least 10 calls in a 30 s window; a 30 s break (`max_break_duration` 30 s: set it higher
+    /// for breaks that double after each failed probe). Classifies with
+    /// [`NotionBreakerClassifier`]: a 409 is the caller's data collision, not Notion failing.
     pub fn breaker(mut self, f: impl FnOnce(NotionBreaker) -> NotionBreaker) -> Self {
         self.breaker = f(self.breaker);
         self
@@ -236,23 +242,31 @@ impl NotionLayerBuilder {
     /// in an HTTP header; `attempt_timeout` zero; or any circuit-breaker setting (see
     /// [`CircuitBreakerBuilder::build`]).
     pub fn build(self) -> Result<NotionLayer, InvalidConfig> {
-        let authorization = match &self.token {
+        let authorization = match self.token.as_deref().map(bare_token) {
             None => None,
-            Some(token) if token.trim().is_empty() => {
+            Some("") => {
                 return Err(InvalidConfig::new("token", "the token is empty"));
             }
             Some(token) => {
-                let mut value =
-                    HeaderValue::try_from(format!("Bearer {}", token.trim())).map_err(|_| {
-                        InvalidConfig::new(
-                            "token",
-                            "the token holds characters not allowed in a header",
-                        )
-                    })?;
+                let mut value = HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
+                    InvalidConfig::new(
+                        "token",
+                        "the token holds characters not allowed in a header",
+                    )
+                })?;
                 value.set_sensitive(true);
                 Some(value)
             }
         };
+        if self.version.trim().is_empty() {
+            return Err(InvalidConfig::new("notion_version", "must not be empty"));
+        }
+        if self.max_response_bytes == 0 {
+            return Err(InvalidConfig::new(
+                "max_response_bytes",
+                "must be above zero",
+            ));
+        }
         let version = HeaderValue::try_from(self.version.as_str())
             .map_err(|_| InvalidConfig::new("notion_version", "not a valid header value"))?;
         let user_agent = HeaderValue::try_from(self.user_agent.as_str())
@@ -261,14 +275,17 @@ impl NotionLayerBuilder {
             return Err(InvalidConfig::new("attempt_timeout", "must be above zero"));
         }
         let cache_on = self.cache.is_some();
-        let cache = self
-            .cache
-            .unwrap_or_else(|| default_cache().cacheable(|_, _| false));
+        let cache = match self.cache {
+            // Notion-Version stays in the key whatever vary headers a closure set.
+            Some(cache) => cache.vary_header(NOTION_VERSION),
+            None => default_cache().cacheable(|_, _| false),
+        };
         Ok(NotionLayer {
             headers: Arc::new(Headers {
                 authorization,
                 version,
                 user_agent,
+                canonical_bodies: cache_on,
             }),
             cache,
             cache_on,
@@ -291,10 +308,26 @@ fn default_cache() -> NotionCache {
         .classify(NotionClassifier)
 }
 
+/// `token` without surrounding space or a `Bearer ` prefix.
+fn bare_token(token: &str) -> &str {
+    let token = token.trim();
+    match token.get(..6) {
+        Some(prefix)
+            if prefix.eq_ignore_ascii_case("bearer")
+                && token[6..].chars().next().is_none_or(char::is_whitespace) =>
+        {
+            token[6..].trim()
+        }
+        _ => token,
+    }
+}
+
 struct Headers {
     authorization: Option<HeaderValue>,
     version: HeaderValue,
     user_agent: HeaderValue,
+    /// Rewrite read-only POST bodies canonically (only worth it with the cache on).
+    canonical_bodies: bool,
 }
 
 impl fmt::Debug for Headers {
@@ -360,7 +393,7 @@ pub struct NotionLayer {
     cache: NotionCache,
     cache_on: bool,
     retry: NotionRetry,
-    breaker: CircuitBreakerLayer<NotionClassifier>,
+    breaker: CircuitBreakerLayer<NotionBreakerClassifier>,
     bucket: NotionBucket,
     timeout: TimeoutLayer,
     body: NotionBodyLayer,
@@ -492,9 +525,13 @@ where
 
     fn call(&mut self, mut req: Request<BufferedBody>) -> Self::Future {
         let headers = req.headers_mut();
-        if let Some(auth) = &self.headers.authorization {
-            if !headers.contains_key(header::AUTHORIZATION) {
-                headers.insert(header::AUTHORIZATION, auth.clone());
+        match headers.get_mut(header::AUTHORIZATION) {
+            // A caller's own token (a proxy's client) is kept, and kept out of logs too.
+            Some(own) => own.set_sensitive(true),
+            None => {
+                if let Some(auth) = &self.headers.authorization {
+                    headers.insert(header::AUTHORIZATION, auth.clone());
+                }
             }
         }
         if !headers.contains_key(NOTION_VERSION) {
@@ -503,9 +540,13 @@ where
         if !headers.contains_key(header::USER_AGENT) {
             headers.insert(header::USER_AGENT, self.headers.user_agent.clone());
         }
-        if req.method() == Method::POST && routes::is_read_only_post(req.uri().path()) {
+        if self.headers.canonical_bodies
+            && req.method() == Method::POST
+            && routes::is_read_only_post(req.uri().path())
+        {
             if let Some(canonical) = canonical_json(req.body().as_ref()) {
-                // A forwarded request may carry the original length.
+                // A forwarded request may carry the original framing.
+                req.headers_mut().remove(header::TRANSFER_ENCODING);
                 req.headers_mut()
                     .insert(header::CONTENT_LENGTH, HeaderValue::from(canonical.len()));
                 *req.body_mut() = BufferedBody::from(canonical);
@@ -516,14 +557,29 @@ where
 }
 
 /// `bytes` re-serialised with sorted keys and no whitespace, or `None` when they are not JSON
-/// (such a body is sent and keyed as it is).
+/// or hold a number that is not a 64-bit integer (such a body is sent and keyed as it is, so
+/// a number's text is never changed).
 #[must_use]
 pub fn canonical_json(bytes: &[u8]) -> Option<Vec<u8>> {
     if bytes.is_empty() {
         return None;
     }
     let value: Value = serde_json::from_slice(bytes).ok()?;
+    if has_float(&value) {
+        return None;
+    }
     serde_json::to_vec(&sorted(value)).ok()
+}
+
+/// `true` when a number might not survive a round trip text-for-text (floats, and integers
+/// beyond 64 bits, which serde_json reads as floats).
+fn has_float(value: &Value) -> bool {
+    match value {
+        Value::Number(n) => n.is_f64(),
+        Value::Array(items) => items.iter().any(has_float),
+        Value::Object(map) => map.values().any(has_float),
+        _ => false,
+    }
 }
 
 fn sorted(value: Value) -> Value {
@@ -549,6 +605,13 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a, br#"{"a":{"x":null,"y":[{"c":2,"d":1}]},"b":1}"#);
         assert_eq!(canonical_json(b"not json"), None);
+        // Numbers whose text a round trip could change are left alone.
+        assert_eq!(canonical_json(br#"{"n":123456789012345678901234}"#), None);
+        assert_eq!(canonical_json(br#"{"n":1e3}"#), None);
+        assert_eq!(
+            canonical_json(br#"{"n":-9007199254740993}"#).unwrap(),
+            br#"{"n":-9007199254740993}"#
+        );
         assert_eq!(canonical_json(b""), None);
     }
 
@@ -556,18 +619,23 @@ mod tests {
     async fn read_only_posts_are_sent_canonical_with_their_new_length() {
         use tower::{service_fn, ServiceExt};
 
-        let layer = NotionLayer::builder().token("secret_a").build().unwrap();
+        let layer = NotionLayer::builder()
+            .token("Bearer secret_a")
+            .build()
+            .unwrap();
         let svc = layer.layer(service_fn(|req: Request<BufferedBody>| async move {
             assert_eq!(req.body().as_ref(), br#"{"a":2,"b":1}"#);
             assert_eq!(req.headers()[header::CONTENT_LENGTH], "13");
+            // Not "Bearer Bearer secret_a".
             assert_eq!(req.headers()[header::AUTHORIZATION], "Bearer secret_a");
+            assert!(req.headers().get(header::TRANSFER_ENCODING).is_none());
             assert!(req.headers()[header::AUTHORIZATION].is_sensitive());
             assert_eq!(req.headers()[NOTION_VERSION], DEFAULT_NOTION_VERSION);
             Ok::<_, BoxError>(Response::new(BufferedBody::from("{}")))
         }));
         let body = r#"{ "b": 1, "a": 2 }"#;
         let req = Request::post("http://notion.test/v1/search")
-            .header(header::CONTENT_LENGTH, body.len())
+            .header(header::TRANSFER_ENCODING, "chunked")
             .body(BufferedBody::from(body))
             .unwrap();
         assert_eq!(svc.oneshot(req).await.unwrap().status(), 200);
@@ -587,6 +655,21 @@ mod tests {
             .build()
             .unwrap_err();
         assert_eq!(err.field(), "notion_version");
+        let err = NotionLayer::builder()
+            .notion_version("")
+            .build()
+            .unwrap_err();
+        assert_eq!(err.field(), "notion_version");
+        let err = NotionLayer::builder()
+            .max_response_bytes(0)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.field(), "max_response_bytes");
+        let err = NotionLayer::builder()
+            .token("Bearer  ")
+            .build()
+            .unwrap_err();
+        assert_eq!(err.field(), "token");
         let err = NotionLayer::builder()
             .attempt_timeout(Duration::ZERO)
             .build()

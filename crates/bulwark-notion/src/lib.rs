@@ -6,8 +6,8 @@
 //! | layer | Notion's defaults |
 //! |---|---|
 //! | stale cache | GET reads and read-only POSTs (`search`, `…/query`); always live, the last good answer (marked `Cache-Status: …; fwd=stale`) for up to 5 min when Notion fails; keyed by `Notion-Version`, the token's hash and the canonical JSON body |
-//! | retry | 3 retries, exponential from 1 s capped at 30 s, full jitter; `Retry-After` honoured up to 60 s; 429/529 retried for any request, 5xx/409/timeouts only for idempotent ones — GET, DELETE, PATCH never, `POST /v1/pages` never, the read-only POSTs yes |
-//! | circuit breaker | opens after 5 consecutive failures or 50 % of ≥ 10 calls in 30 s; 30 s break |
+//! | retry | 3 retries, exponential from 1 s capped at 30 s, full jitter; `Retry-After` honoured up to 60 s; 429/529 retried for any request, 5xx/409/timeouts only for idempotent requests — GET, PUT, DELETE and the read-only POSTs; never PATCH or `POST /v1/pages` |
+//! | circuit breaker | opens after 5 consecutive failures or 50 % of ≥ 10 calls in 30 s; 30 s break; a 409 does not count |
 //! | token bucket | 3 requests/s, burst 3, one bucket per token, paused by Notion's `Retry-After`, callers wait up to 30 s |
 //! | per-attempt timeout | 60 s (Notion's own maximum) |
 //! | [`NotionBodyLayer`] | reads the answer, parses Notion's error body for [`NotionClassifier`] |
@@ -82,7 +82,7 @@ pub mod routes;
 pub use body::{
     NotionBody, NotionBodyLayer, ResponseFuture as NotionBodyFuture, DEFAULT_MAX_RESPONSE_BYTES,
 };
-pub use classify::{from_edge, NotionClassifier};
+pub use classify::{from_edge, NotionBreakerClassifier, NotionClassifier};
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub use client::{Client, ClientBuilder, Error, DEFAULT_BASE_URL};

@@ -99,7 +99,7 @@ pub fn render_rejection(rejection: &Rejection) -> Response<BufferedBody> {
 }
 
 fn whole_seconds(d: std::time::Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
 }
 
 /// A random id shaped like Notion's (a UUID), so SDKs that log request ids get one.

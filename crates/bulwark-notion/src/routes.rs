@@ -13,8 +13,19 @@ use http::{Method, Uri};
 
 /// The part of `path` from `/v1/` on, or `None` when it is not a Notion API path.
 fn api_path(path: &str) -> Option<&str> {
+    let path = path.split(['?', '#']).next().unwrap_or_default();
     let start = path.find("/v1/")?;
     Some(path[start + 3..].trim_end_matches('/'))
+}
+
+/// Paths a server might read differently from how they look (empty segments, percent-escapes,
+/// dot segments) are never treated as read-only: fail safe.
+fn is_plain(route: &str) -> bool {
+    !route.contains("//")
+        && !route.contains('%')
+        && !route
+            .split('/')
+            .any(|segment| segment == "." || segment == "..")
 }
 
 /// Routes that change state whatever the method: never repeated, never cached.
@@ -40,7 +51,7 @@ pub fn is_read_only_post(path: &str) -> bool {
     let Some(route) = api_path(path) else {
         return false;
     };
-    if is_write_only_route(route) {
+    if is_write_only_route(route) || !is_plain(route) {
         return false;
     }
     route == "/search" || (route.ends_with("/query") && route.matches('/').count() >= 2)
@@ -85,6 +96,8 @@ mod tests {
             "/v1/data_sources/abc/query",
             "/prefix/v1/data_sources/abc/query",
             "/v1/data_sources/abc/templates/query",
+            "/v1/search?x=1",
+            "/v1/data_sources/abc/query?filter_properties=title",
         ] {
             assert!(is_idempotent(&Method::POST, &uri(path)), "{path}");
             assert!(is_cacheable(&Method::POST, &uri(path)), "{path}");
@@ -103,6 +116,9 @@ mod tests {
             "/v1/oauth/query",
             "/v1/query",
             "/search",
+            "/v1//comments/query",
+            "/v1/comments%2Fx/query",
+            "/v1/pages/../search",
         ] {
             assert!(!is_idempotent(&Method::POST, &uri(path)), "{path}");
             assert!(!is_cacheable(&Method::POST, &uri(path)), "{path}");
