@@ -192,10 +192,16 @@ impl<K: Hash + Eq + Send + Sync + 'static> Shared<K> {
         } else {
             Mode::Limited(Gcra::new(rate.count(), rate.per(), burst))
         };
+        // Longer than any reservation one use can make (its wait is at most `max_wait`) plus
+        // the time a full bucket takes to refill; the TAT's lead is added per use.
         let idle = match mode {
-            Mode::Limited(g) => Duration::from_nanos(g.capacity).max(Duration::from_secs(1)),
+            Mode::Limited(g) => Duration::from_nanos(g.capacity)
+                .max(Duration::from_secs(1))
+                .saturating_add(settings.max_wait)
+                .saturating_add(Duration::from_nanos(g.interval)),
             _ => Duration::from_secs(1),
         };
+        let start = Instant::now();
         Self {
             mode,
             rate,
@@ -203,9 +209,9 @@ impl<K: Hash + Eq + Send + Sync + 'static> Shared<K> {
             max_wait: nanos(settings.max_wait),
             pause_on_retry_after: settings.pause_on_retry_after,
             emit_headers: settings.emit_headers,
-            start: Instant::now(),
+            start,
             global: Arc::default(),
-            keyed: keyed.then(|| KeyedBuckets::new(settings.max_keys, idle)),
+            keyed: keyed.then(|| KeyedBuckets::new(settings.max_keys, idle, start)),
             counters: (0..stripes()).map(|_| CachePadded::default()).collect(),
             #[cfg(feature = "redis")]
             redis: None,
