@@ -192,13 +192,8 @@ impl<K: Hash + Eq + Send + Sync + 'static> Shared<K> {
         } else {
             Mode::Limited(Gcra::new(rate.count(), rate.per(), burst))
         };
-        // Longer than any reservation one use can make (its wait is at most `max_wait`) plus
-        // the time a full bucket takes to refill; the TAT's lead is added per use.
         let idle = match mode {
-            Mode::Limited(g) => Duration::from_nanos(g.capacity)
-                .max(Duration::from_secs(1))
-                .saturating_add(settings.max_wait)
-                .saturating_add(Duration::from_nanos(g.interval)),
+            Mode::Limited(g) => crate::store::idle_time(&g, settings.max_wait),
             _ => Duration::from_secs(1),
         };
         let start = Instant::now();
@@ -211,7 +206,7 @@ impl<K: Hash + Eq + Send + Sync + 'static> Shared<K> {
             emit_headers: settings.emit_headers,
             start,
             global: Arc::default(),
-            keyed: keyed.then(|| KeyedBuckets::new(settings.max_keys, idle, start)),
+            keyed: keyed.then(|| KeyedBuckets::new(settings.max_keys, idle)),
             counters: (0..stripes()).map(|_| CachePadded::default()).collect(),
             #[cfg(feature = "redis")]
             redis: None,

@@ -94,71 +94,17 @@ pub(crate) struct KeyedBuckets<K> {
     cache: moka::sync::Cache<K, Arc<LocalBucket>>,
 }
 
-/// How long a key is kept after its last use: until its bucket is full again, never sooner.
-///
-/// A bucket's TAT may lie far ahead of the last use — waiters queued up to `max_wait`, a
-/// `Retry-After` pause — so a fixed idle time would forget a busy key and let the next
-/// request through at once (regression: 30 queued waiters, then a new request 2.5 s later
-/// went straight through). Each use therefore keeps the key for `base` (longer than any
-/// reservation made at that use can reach) plus however far the TAT already lies ahead.
-struct UntilFull {
-    base: Duration,
-    start: tokio::time::Instant,
-}
-
-impl UntilFull {
-    fn keep(&self, bucket: &LocalBucket) -> Option<Duration> {
-        let now = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        let ahead = Duration::from_nanos(bucket.tat().saturating_sub(now));
-        Some(self.base.saturating_add(ahead))
-    }
-}
-
-// moka hands its own clock's `std::time::Instant`s to these hooks; they are not used, the
-// layer's tokio clock is (so paused-time tests see the same clock as the buckets).
-#[allow(clippy::disallowed_types)]
-impl<K> moka::Expiry<K, Arc<LocalBucket>> for UntilFull {
-    fn expire_after_create(
-        &self,
-        _key: &K,
-        value: &Arc<LocalBucket>,
-        _created_at: std::time::Instant,
-    ) -> Option<Duration> {
-        self.keep(value)
-    }
-
-    fn expire_after_read(
-        &self,
-        _key: &K,
-        value: &Arc<LocalBucket>,
-        _read_at: std::time::Instant,
-        _duration_until_expiry: Option<Duration>,
-        _last_modified_at: std::time::Instant,
-    ) -> Option<Duration> {
-        self.keep(value)
-    }
-}
-
-impl<K> std::fmt::Debug for KeyedBuckets<K> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyedBuckets")
-            .field("keys", &self.cache.entry_count())
-            .finish()
-    }
-}
-
 impl<K> KeyedBuckets<K>
 where
     K: Hash + Eq + Send + Sync + 'static,
 {
-    /// `idle`: how long a key may go unused, beyond the time its bucket's TAT lies ahead,
-    /// before it is dropped (its bucket is full again by then, so forgetting it changes
-    /// nothing). `start` is the layer's clock origin (TATs count from it).
-    pub(crate) fn new(max_keys: u64, idle: Duration, start: tokio::time::Instant) -> Self {
+    /// `idle`: how long a key may go unused before it is dropped; see [`idle_time`] for why
+    /// its bucket is full again by then, so forgetting it changes nothing.
+    pub(crate) fn new(max_keys: u64, idle: Duration) -> Self {
         Self {
             cache: moka::sync::Cache::builder()
                 .max_capacity(max_keys)
-                .expire_after(UntilFull { base: idle, start })
+                .time_to_idle(idle)
                 .build(),
         }
     }
@@ -175,34 +121,43 @@ where
     }
 }
 
+/// How long a key may go unused before it is forgotten: the time a drained bucket takes to
+/// refill, plus the longest reservation one use can make (`max_wait`, one interval), at least
+/// 1 s. Waiters queued behind a use reserve at most `max_wait` ahead, so by then the bucket is
+/// full again.
+///
+/// Regression: the idle time used to be the refill time alone (1 s for 3/s): a key with 30
+/// queued waiters was forgotten after 1 s without a new request, and the next request went
+/// straight through. Not covered: a `Retry-After` pause longer than this with no request for
+/// the key during it (the next request after that may go early and meet the upstream's 429,
+/// which pauses the bucket again). A per-entry expiry that follows the TAT covers that too,
+/// but costs about 120 ns per keyed call (moka's timer wheel; measured in `bucket_keyed`).
+pub(crate) fn idle_time(gcra: &Gcra, max_wait: Duration) -> Duration {
+    Duration::from_nanos(gcra.capacity)
+        .max(Duration::from_secs(1))
+        .saturating_add(max_wait)
+        .saturating_add(Duration::from_nanos(gcra.interval))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// Regression: a keyed bucket with 30 queued waiters was forgotten after 1 s without a new
-    /// request, and the next request went straight through. A key is now kept while its TAT
-    /// lies ahead, plus the base idle time.
-    #[tokio::test(start_paused = true)]
-    async fn a_busy_key_is_kept_until_its_bucket_is_full_again() {
-        let start = tokio::time::Instant::now();
-        let keep = UntilFull {
-            base: Duration::from_secs(2),
-            start,
-        };
-        let bucket = LocalBucket::default();
-        assert_eq!(keep.keep(&bucket), Some(Duration::from_secs(2)));
-        // Waiters reserved slots up to 10 s ahead (or a Retry-After paused it that long).
-        bucket.tat.store(10_000_000_000, Ordering::Release);
-        assert_eq!(keep.keep(&bucket), Some(Duration::from_secs(12)));
-        tokio::time::advance(Duration::from_secs(4)).await;
-        assert_eq!(keep.keep(&bucket), Some(Duration::from_secs(8)));
-        tokio::time::advance(Duration::from_secs(20)).await;
-        assert_eq!(keep.keep(&bucket), Some(Duration::from_secs(2)));
+    /// request, and the next request went straight through.
+    #[test]
+    fn keys_outlive_every_reservation() {
+        let gcra = Gcra::new(3, Duration::from_secs(1), 3);
+        let idle = idle_time(&gcra, Duration::from_secs(30));
+        // A waiter may sit up to 30 s; its slot ends one interval later; then the bucket
+        // refills in 1 s.
+        assert!(idle >= Duration::from_secs(31) + Duration::from_nanos(gcra.interval));
+        assert_eq!(idle_time(&gcra, Duration::MAX), Duration::MAX);
     }
 
     #[tokio::test(start_paused = true)]
     async fn keys_are_bounded_and_shared() {
-        let keyed = KeyedBuckets::new(10, Duration::from_secs(1), tokio::time::Instant::now());
+        let keyed = KeyedBuckets::new(10, Duration::from_secs(1));
         let a = keyed.get("a");
         assert!(Arc::ptr_eq(&a, &keyed.get("a")));
         for i in 0..1000 {
