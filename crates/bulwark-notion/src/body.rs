@@ -28,7 +28,13 @@ use crate::{error::UnexpectedResponse, NotionError};
 /// The default largest response body read: 32 MiB.
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 
-/// Reads responses into [`BufferedBody`] (see the [module docs](self)).
+/// Reads each response into a [`BufferedBody`] and attaches the parsed [`NotionError`] (or an
+/// [`UnexpectedResponse`]) to error responses as an extension, so
+/// [`NotionClassifier`](crate::NotionClassifier) can read the body's `code`.
+///
+/// Notion's answers are bounded JSON documents (at most 100 results a page), so holding one in
+/// memory costs what the caller's JSON parse would anyway. The preset puts this layer inside
+/// the per-attempt timeout, so a body that stalls counts against the attempt.
 #[derive(Debug, Clone, Copy)]
 #[must_use]
 pub struct NotionBodyLayer {
