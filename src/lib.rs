@@ -45,3 +45,15 @@ pub use bulwark_cache as cache;
 #[cfg(feature = "notion")]
 #[cfg_attr(docsrs, doc(cfg(feature = "notion")))]
 pub use bulwark_notion as notion;
+
+/// The README's examples, compiled (and run, where they need no network) as doc tests.
+#[cfg(all(
+    doctest,
+    feature = "retry",
+    feature = "breaker",
+    feature = "bucket",
+    feature = "cache",
+    feature = "notion"
+))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
