@@ -12,22 +12,10 @@
 //! logged once, and Redis is tried again at most once a second until it answers; then its
 //! return is logged and every request goes to Redis again.
 
-use std::{
-    fmt,
-    future::Future,
-    pin::Pin,
-    sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc,
-    },
-    time::Duration,
-};
+use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use redis::{
-    aio::{ConnectionManager, ConnectionManagerConfig},
-    Client, RedisError, Script,
-};
-use tokio::{sync::OnceCell, time::Instant};
+use bulwark_http::redis_link::{self, RedisLink};
+use redis::{Client, Script};
 
 use crate::gcra::Gcra;
 
@@ -74,9 +62,6 @@ if paused > tat then
 end
 return 1
 ";
-
-/// While Redis is down, it is tried again at most this often.
-const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// Lua numbers are doubles: integers are exact below 2^53 µs (285 years).
 const MAX_MICROS: u64 = 1 << 53;
@@ -125,21 +110,15 @@ const MAX_MICROS: u64 = 1 << 53;
 #[derive(Clone)]
 pub struct RedisStore {
     prefix: Arc<str>,
-    timeout: Duration,
-    state: Arc<State>,
+    /// The connection and the up/down state, shared by clones.
+    link: RedisLink,
+    scripts: Arc<Scripts>,
 }
 
-/// What clones share.
-struct State {
-    client: Client,
-    connection: OnceCell<ConnectionManager>,
+/// The Lua scripts (and their SHA-1s), built once per store.
+struct Scripts {
     acquire: Script,
     pause: Script,
-    /// Redis failed last time it was asked.
-    down: AtomicBool,
-    /// While down: when Redis may be tried again (nanoseconds since `start`).
-    retry_at: AtomicU64,
-    start: Instant,
 }
 
 impl fmt::Debug for RedisStore {
@@ -147,8 +126,8 @@ impl fmt::Debug for RedisStore {
         // Not the client: its connection info may hold a password.
         f.debug_struct("RedisStore")
             .field("key_prefix", &self.prefix)
-            .field("timeout", &self.timeout)
-            .field("down", &self.state.down.load(Ordering::Relaxed))
+            .field("timeout", &self.link.timeout())
+            .field("down", &self.link.is_down())
             .finish_non_exhaustive()
     }
 }
@@ -162,8 +141,11 @@ impl RedisStore {
         let prefix: String = key_prefix.into();
         Self {
             prefix: prefix.into(),
-            timeout: Duration::from_millis(100),
-            state: Arc::new(State::new(client)),
+            link: RedisLink::new(client, Duration::from_millis(100)),
+            scripts: Arc::new(Scripts {
+                acquire: Script::new(ACQUIRE),
+                pause: Script::new(PAUSE),
+            }),
         }
     }
 
@@ -174,9 +156,8 @@ impl RedisStore {
     #[must_use]
     pub fn timeout(self, timeout: Duration) -> Self {
         Self {
-            prefix: self.prefix,
-            timeout,
-            state: Arc::new(State::new(self.state.client.clone())),
+            link: self.link.with_timeout(timeout),
+            ..self
         }
     }
 
@@ -187,41 +168,22 @@ impl RedisStore {
     }
 
     /// Whether to ask Redis now: always while it answers; while it is down, once per
-    /// [`RETRY_EVERY`] (the request that wins the slot asks, the others go local at once).
+    /// [`RETRY_EVERY`](redis_link::RETRY_EVERY) (the request that wins the slot asks, the
+    /// others go local at once).
     pub(crate) fn should_ask(&self) -> bool {
-        let state = &*self.state;
-        if !state.down.load(Ordering::Relaxed) {
-            return true;
-        }
-        let now = state.elapsed();
-        let retry_at = state.retry_at.load(Ordering::Relaxed);
-        now >= retry_at
-            && state
-                .retry_at
-                .compare_exchange(
-                    retry_at,
-                    now.saturating_add(nanos(RETRY_EVERY)),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
+        self.link.should_ask()
     }
 
     /// Redis answered.
     pub(crate) fn mark_up(&self) {
-        if self.state.down.swap(false, Ordering::Relaxed) {
+        if self.link.mark_up() {
             tracing::info!(target: "bulwark_bucket", key_prefix = %self.prefix, "Redis answers again: the shared buckets are back in use");
         }
     }
 
     /// Redis did not answer: go local, and try again in a second.
     pub(crate) fn mark_down(&self, error: &Unavailable) {
-        let state = &*self.state;
-        state.retry_at.fetch_max(
-            state.elapsed().saturating_add(nanos(RETRY_EVERY)),
-            Ordering::Relaxed,
-        );
-        if !state.down.swap(true, Ordering::Relaxed) {
+        if self.link.mark_down() {
             tracing::warn!(target: "bulwark_bucket", key_prefix = %self.prefix, %error, "Redis unreachable: using the local buckets until it answers again");
         }
     }
@@ -234,44 +196,23 @@ impl RedisStore {
         }
     }
 
-    async fn connection(&self) -> Result<ConnectionManager, RedisError> {
-        let state = &*self.state;
-        state
-            .connection
-            .get_or_try_init(|| {
-                // No retries of its own: a request never waits for a reconnection loop, and
-                // while Redis is down we retry once a second anyway.
-                let config = ConnectionManagerConfig::new()
-                    .set_number_of_retries(0)
-                    .set_connection_timeout(self.timeout)
-                    .set_response_timeout(self.timeout);
-                ConnectionManager::new_with_config(state.client.clone(), config)
-            })
-            .await
-            .cloned()
-    }
-
-    /// Runs `script` on `name` once; once more if the connection had dropped (the manager
-    /// has reconnected by then).
+    /// Runs `script` on `name` once (once more if the connection had dropped), within the
+    /// timeout.
     async fn eval<T: redis::FromRedisValue>(
         &self,
         script: &Script,
         name: &str,
         args: [u64; 3],
-    ) -> Result<T, RedisError> {
-        let mut retried = false;
-        loop {
-            let mut connection = self.connection().await?;
+    ) -> Result<T, Unavailable> {
+        let call = |mut connection| {
             let mut invocation = script.prepare_invoke();
             invocation.key(name);
             for arg in args {
                 invocation.arg(arg);
             }
-            match invocation.invoke_async(&mut connection).await {
-                Err(error) if !retried && is_connection_error(&error) => retried = true,
-                result => return result,
-            }
-        }
+            async move { invocation.invoke_async(&mut connection).await }
+        };
+        self.link.call(call).await.map_err(Unavailable::Link)
     }
 
     /// Asks Redis for one token from bucket `name`; never takes longer than the timeout.
@@ -281,9 +222,13 @@ impl RedisStore {
         // Rounded down: a request never waits longer than max_wait.
         let max_wait = (max_wait / 1_000).min(MAX_MICROS);
         Box::pin(async move {
-            let call =
-                store.eval::<Vec<i64>>(&store.state.acquire, &name, [interval, capacity, max_wait]);
-            let reply = bounded(store.timeout, call).await?;
+            let reply = store
+                .eval::<Vec<i64>>(
+                    &store.scripts.acquire,
+                    &name,
+                    [interval, capacity, max_wait],
+                )
+                .await?;
             let micros = |i: usize| Duration::from_micros(reply[i].try_into().unwrap_or(0));
             match reply.first() {
                 Some(1) if reply.len() == 4 => Ok(Answer::Admit {
@@ -308,27 +253,11 @@ impl RedisStore {
             .unwrap_or(u64::MAX)
             .min(MAX_MICROS);
         Box::pin(async move {
-            let call = store.eval::<i64>(&store.state.pause, &name, [wait, interval, capacity]);
-            bounded(store.timeout, call).await.map(drop)
+            store
+                .eval::<i64>(&store.scripts.pause, &name, [wait, interval, capacity])
+                .await
+                .map(drop)
         })
-    }
-}
-
-impl State {
-    fn new(client: Client) -> Self {
-        Self {
-            client,
-            connection: OnceCell::new(),
-            acquire: Script::new(ACQUIRE),
-            pause: Script::new(PAUSE),
-            down: AtomicBool::new(false),
-            retry_at: AtomicU64::new(0),
-            start: Instant::now(),
-        }
-    }
-
-    fn elapsed(&self) -> u64 {
-        nanos(Instant::now().saturating_duration_since(self.start))
     }
 }
 
@@ -385,34 +314,18 @@ pub(crate) enum Answer {
 /// Why Redis did not decide.
 #[derive(Debug)]
 pub(crate) enum Unavailable {
-    Redis(RedisError),
-    Timeout(Duration),
+    /// Redis failed or did not answer in time.
+    Link(redis_link::Unavailable),
     Reply(Vec<i64>),
 }
 
 impl fmt::Display for Unavailable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Redis(e) => e.fmt(f),
-            Self::Timeout(t) => write!(f, "no answer within {t:?}"),
+            Self::Link(e) => e.fmt(f),
             Self::Reply(r) => write!(f, "unexpected script reply {r:?}"),
         }
     }
-}
-
-async fn bounded<T>(
-    timeout: Duration,
-    call: impl Future<Output = Result<T, RedisError>>,
-) -> Result<T, Unavailable> {
-    match tokio::time::timeout(timeout, call).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(Unavailable::Redis(error)),
-        Err(_) => Err(Unavailable::Timeout(timeout)),
-    }
-}
-
-fn is_connection_error(error: &RedisError) -> bool {
-    error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal()
 }
 
 /// Interval and capacity in whole microseconds, rounded up (never faster than asked).
@@ -420,10 +333,6 @@ fn micros_params(gcra: &Gcra) -> (u64, u64) {
     let burst = gcra.capacity / gcra.interval;
     let interval = gcra.interval.div_ceil(1_000).clamp(1, MAX_MICROS);
     (interval, interval.saturating_mul(burst).min(MAX_MICROS))
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

@@ -7,93 +7,20 @@
 
 use std::{
     io,
-    net::TcpListener,
-    process::{Child, Command, Stdio},
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use bulwark_bucket::{Rate, RateLimited, RedisStore, TokenBucketLayer};
 use bulwark_http::BoxError;
+use bulwark_testkit::RedisServer;
 use http::{Request, Response};
 use tokio::time::{sleep, timeout, Instant};
 use tower::{service_fn, Layer, Service, ServiceExt};
 
-/// A `redis-server` child process on a loopback port, killed on drop.
-struct RedisServer {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    async fn start() -> Self {
-        let mut server = Self {
-            port: free_port(),
-            child: None,
-        };
-        server.restart().await;
-        server
-    }
-
-    /// Starts the server (again) on the same port and waits until it answers PING.
-    async fn restart(&mut self) {
-        assert!(self.child.is_none(), "already running");
-        let port = self.port.to_string();
-        let child = Command::new("redis-server")
-            .args(["--port", &port, "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run `redis-server` ({e}): these tests need it on PATH \
-                     (Debian: apt-get install redis-server; .ci/run installs it)"
-                )
-            });
-        self.child = Some(child);
-        let client = self.client();
-        for _ in 0..100 {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
-                panic!("redis-server on port {port} exited at start: {status}");
-            }
-            let ping = async {
-                let mut conn = client.get_multiplexed_async_connection().await?;
-                redis::cmd("PING").query_async::<String>(&mut conn).await
-            };
-            if let Ok(Ok(_)) = timeout(Duration::from_millis(500), ping).await {
-                return;
-            }
-            sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server on port {port} did not answer PING within 5 s");
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn client(&self) -> redis::Client {
-        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).unwrap()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A port nothing listens on (free when asked; the OS does not hand it out again at once).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A client of `server`.
+fn client(server: &RedisServer) -> redis::Client {
+    redis::Client::open(server.url()).unwrap()
 }
 
 /// An upstream that answers with the status in the request body (429s carry a Retry-After).
@@ -167,7 +94,7 @@ async fn two_layers_on_one_redis_share_one_limit() {
         TokenBucketLayer::new(Rate::per_second(10))
             .burst(5)
             .max_wait(Duration::ZERO)
-            .store(RedisStore::new(server.client(), "test:shared"))
+            .store(RedisStore::new(client(&server), "test:shared"))
     };
     let (a, b) = (make(), make());
     let start = Instant::now();
@@ -221,7 +148,7 @@ async fn a_dead_redis_degrades_to_local_and_a_restarted_one_is_used_again() {
         TokenBucketLayer::new(Rate::per_minute(5))
             .max_wait(Duration::ZERO)
             .keyed(|req: &Request<&'static str>| Some(req.body().to_string()))
-            .store(RedisStore::new(server.client(), "test:outage"))
+            .store(RedisStore::new(client(&server), "test:outage"))
     };
     let (a, b) = (make(), make());
     let upstream = || service_fn(|_req: Request<&'static str>| upstream(Request::new(200u16)));
@@ -309,7 +236,7 @@ async fn an_upstream_pause_reaches_the_other_layers() {
     let make = || {
         TokenBucketLayer::new(Rate::per_second(10))
             .max_wait(Duration::ZERO)
-            .store(RedisStore::new(server.client(), "test:pause"))
+            .store(RedisStore::new(client(&server), "test:pause"))
     };
     let (a, b) = (make(), make());
     let svc_a = a.layer(service_fn(upstream::<u16>));
@@ -338,7 +265,7 @@ async fn a_wait_decided_by_redis_is_served_locally() {
             .burst(1)
             .max_wait(Duration::from_secs(1))
             .emit_headers(true)
-            .store(RedisStore::new(server.client(), "test:wait"))
+            .store(RedisStore::new(client(&server), "test:wait"))
     };
     let (a, b) = (make(), make());
     let svc_a = a.layer(service_fn(upstream::<u16>));
@@ -361,7 +288,7 @@ async fn a_wait_decided_by_redis_is_served_locally() {
 #[tokio::test]
 async fn without_redis_the_local_bucket_decides_at_once() {
     // Nothing listens on this port: connecting fails, every request is decided locally.
-    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", free_port())).unwrap();
+    let client = redis::Client::open(RedisServer::unused_url()).unwrap();
     let layer = TokenBucketLayer::new(Rate::per_second(10))
         .burst(5)
         .max_wait(Duration::ZERO)

@@ -18,28 +18,20 @@
 
 use std::{
     fmt,
-    future::Future,
     hash::Hasher,
-    sync::{
-        atomic::{AtomicBool, AtomicU64, Ordering},
-        Arc,
-    },
+    sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use bulwark_http::redis_link::RedisLink;
+pub(crate) use bulwark_http::redis_link::Unavailable;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
-use redis::{
-    aio::{ConnectionManager, ConnectionManagerConfig},
-    Client, Cmd, FromRedisValue, RedisError,
-};
+use redis::{Client, Cmd, FromRedisValue};
 use siphasher::sip128::{Hasher128, SipHasher13};
-use tokio::{sync::OnceCell, time::Instant};
+use tokio::time::Instant;
 
 use crate::{key::CacheKey, policy::Lifetimes, store::Entry, KeyBody};
-
-/// While Redis is down, it is tried again at most this often.
-const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// Fixed SipHash keys: part of the storage format (changing them orphans every entry).
 const KEY_DIGEST: (u64, u64) = (0x6275_6c77_6172_6b2d, 0x6361_6368_652d_6b31);
@@ -120,19 +112,8 @@ return #keys
 #[derive(Clone)]
 pub struct RedisStore {
     prefix: Arc<str>,
-    timeout: Duration,
-    state: Arc<State>,
-}
-
-/// What clones share.
-struct State {
-    client: Client,
-    connection: OnceCell<ConnectionManager>,
-    /// Redis failed last time it was asked.
-    down: AtomicBool,
-    /// While down: when Redis may be tried again (nanoseconds since `start`).
-    retry_at: AtomicU64,
-    start: Instant,
+    /// The connection and the up/down state, shared by clones.
+    link: RedisLink,
 }
 
 impl fmt::Debug for RedisStore {
@@ -140,8 +121,8 @@ impl fmt::Debug for RedisStore {
         // Not the client: its connection info may hold a password.
         f.debug_struct("RedisStore")
             .field("key_prefix", &self.prefix)
-            .field("timeout", &self.timeout)
-            .field("down", &self.state.down.load(Ordering::Relaxed))
+            .field("timeout", &self.link.timeout())
+            .field("down", &self.link.is_down())
             .finish_non_exhaustive()
     }
 }
@@ -157,25 +138,6 @@ pub(crate) struct SharedKey {
     check: [u8; 16],
 }
 
-/// Why Redis did not answer.
-#[derive(Debug)]
-pub(crate) enum Unavailable {
-    /// Down, and not yet due for another try: not asked.
-    Skipped,
-    Redis(RedisError),
-    Timeout(Duration),
-}
-
-impl fmt::Display for Unavailable {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Skipped => f.write_str("down, not asked"),
-            Self::Redis(e) => e.fmt(f),
-            Self::Timeout(t) => write!(f, "no answer within {t:?}"),
-        }
-    }
-}
-
 impl RedisStore {
     /// Entries in the Redis that `client` points to, under keys that start with `key_prefix`.
     ///
@@ -185,8 +147,7 @@ impl RedisStore {
         let prefix: String = key_prefix.into();
         Self {
             prefix: prefix.into(),
-            timeout: Duration::from_millis(100),
-            state: Arc::new(State::new(client)),
+            link: RedisLink::new(client, Duration::from_millis(100)),
         }
     }
 
@@ -198,8 +159,7 @@ impl RedisStore {
     pub fn timeout(self, timeout: Duration) -> Self {
         Self {
             prefix: self.prefix,
-            timeout,
-            state: Arc::new(State::new(self.state.client.clone())),
+            link: self.link.with_timeout(timeout),
         }
     }
 
@@ -309,120 +269,25 @@ impl RedisStore {
     /// Runs `cmd` once (once more if the connection had dropped), within the timeout; skipped
     /// while Redis is down and not due for another try. Logs the outage and the return.
     async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, Unavailable> {
-        if !self.should_ask() {
+        if !self.link.should_ask() {
             return Err(Unavailable::Skipped);
         }
-        let call = async {
-            let mut retried = false;
-            loop {
-                let mut connection = self.connection().await?;
-                match cmd.query_async::<T>(&mut connection).await {
-                    Err(error) if !retried && is_connection_error(&error) => retried = true,
-                    result => return result,
-                }
-            }
-        };
-        match bounded(self.timeout, call).await {
+        let call = |mut connection| async move { cmd.query_async::<T>(&mut connection).await };
+        match self.link.call(call).await {
             Ok(value) => {
-                self.mark_up();
+                if self.link.mark_up() {
+                    tracing::info!(target: "bulwark_cache", key_prefix = %self.prefix, "Redis answers again: the shared cache is back in use");
+                }
                 Ok(value)
             }
             Err(error) => {
-                self.mark_down(&error);
+                if self.link.mark_down() {
+                    tracing::warn!(target: "bulwark_cache", key_prefix = %self.prefix, %error, "Redis unreachable: the cache uses memory only until it answers again");
+                }
                 Err(error)
             }
         }
     }
-
-    /// Whether to ask Redis now: always while it answers; while it is down, once per
-    /// [`RETRY_EVERY`] (the call that wins the slot asks, the others skip it at once).
-    fn should_ask(&self) -> bool {
-        let state = &*self.state;
-        if !state.down.load(Ordering::Relaxed) {
-            return true;
-        }
-        let now = state.elapsed();
-        let retry_at = state.retry_at.load(Ordering::Relaxed);
-        now >= retry_at
-            && state
-                .retry_at
-                .compare_exchange(
-                    retry_at,
-                    now.saturating_add(nanos(RETRY_EVERY)),
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-    }
-
-    fn mark_up(&self) {
-        if self.state.down.swap(false, Ordering::Relaxed) {
-            tracing::info!(target: "bulwark_cache", key_prefix = %self.prefix, "Redis answers again: the shared cache is back in use");
-        }
-    }
-
-    fn mark_down(&self, error: &Unavailable) {
-        let state = &*self.state;
-        state.retry_at.fetch_max(
-            state.elapsed().saturating_add(nanos(RETRY_EVERY)),
-            Ordering::Relaxed,
-        );
-        if !state.down.swap(true, Ordering::Relaxed) {
-            tracing::warn!(target: "bulwark_cache", key_prefix = %self.prefix, %error, "Redis unreachable: the cache uses memory only until it answers again");
-        }
-    }
-
-    async fn connection(&self) -> Result<ConnectionManager, RedisError> {
-        let state = &*self.state;
-        state
-            .connection
-            .get_or_try_init(|| {
-                // No retries of its own: a request never waits for a reconnection loop, and
-                // while Redis is down we retry once a second anyway.
-                let config = ConnectionManagerConfig::new()
-                    .set_number_of_retries(0)
-                    .set_connection_timeout(self.timeout)
-                    .set_response_timeout(self.timeout);
-                ConnectionManager::new_with_config(state.client.clone(), config)
-            })
-            .await
-            .cloned()
-    }
-}
-
-impl State {
-    fn new(client: Client) -> Self {
-        Self {
-            client,
-            connection: OnceCell::new(),
-            down: AtomicBool::new(false),
-            retry_at: AtomicU64::new(0),
-            start: Instant::now(),
-        }
-    }
-
-    fn elapsed(&self) -> u64 {
-        nanos(Instant::now().saturating_duration_since(self.start))
-    }
-}
-
-async fn bounded<T>(
-    timeout: Duration,
-    call: impl Future<Output = Result<T, RedisError>>,
-) -> Result<T, Unavailable> {
-    match tokio::time::timeout(timeout, call).await {
-        Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(Unavailable::Redis(error)),
-        Err(_) => Err(Unavailable::Timeout(timeout)),
-    }
-}
-
-fn is_connection_error(error: &RedisError) -> bool {
-    error.is_io_error() || error.is_connection_dropped() || error.is_connection_refusal()
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 fn millis(d: Duration) -> u64 {

@@ -7,8 +7,6 @@
 
 use std::{
     io,
-    net::TcpListener,
-    process::{Child, Command, Stdio},
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc, Mutex,
@@ -18,86 +16,15 @@ use std::{
 
 use bulwark_cache::{CacheBody, CacheStatus, RedisStore, StaleCacheLayer};
 use bulwark_http::{BoxError, BufferedBody};
+use bulwark_testkit::RedisServer;
 use http::{Method, Request, Response};
 use http_body_util::BodyExt;
 use tokio::time::{sleep, timeout, Instant};
 use tower::{util::BoxCloneService, Layer, Service, ServiceExt};
 
-/// A `redis-server` child process on a loopback port, killed on drop.
-struct RedisServer {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    async fn start() -> Self {
-        let mut server = Self {
-            port: free_port(),
-            child: None,
-        };
-        server.restart().await;
-        server
-    }
-
-    /// Starts the server (again) on the same port and waits until it answers PING.
-    async fn restart(&mut self) {
-        assert!(self.child.is_none(), "already running");
-        let port = self.port.to_string();
-        let child = Command::new("redis-server")
-            .args(["--port", &port, "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "cannot run `redis-server` ({e}): these tests need it on PATH \
-                     (Debian: apt-get install redis-server; .ci/run installs it)"
-                )
-            });
-        self.child = Some(child);
-        let client = self.client();
-        for _ in 0..100 {
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
-                panic!("redis-server on port {port} exited at start: {status}");
-            }
-            let ping = async {
-                let mut conn = client.get_multiplexed_async_connection().await?;
-                redis::cmd("PING").query_async::<String>(&mut conn).await
-            };
-            if let Ok(Ok(_)) = timeout(Duration::from_millis(500), ping).await {
-                return;
-            }
-            sleep(Duration::from_millis(50)).await;
-        }
-        panic!("redis-server on port {port} did not answer PING within 5 s");
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn client(&self) -> redis::Client {
-        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port)).unwrap()
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// A port nothing listens on (free when asked; the OS does not hand it out again at once).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// A client of `server`.
+fn client(server: &RedisServer) -> redis::Client {
+    redis::Client::open(server.url()).unwrap()
 }
 
 /// A fake upstream: answers `status` (with `cache-control` if set) and the request's path as
@@ -147,7 +74,7 @@ impl Upstream {
 fn layer(server: &RedisServer, prefix: &str) -> StaleCacheLayer {
     StaleCacheLayer::new()
         .stale_if_error(Duration::from_secs(300))
-        .store(RedisStore::new(server.client(), prefix))
+        .store(RedisStore::new(client(server), prefix))
 }
 
 fn get(path: &str, token: &str) -> Request<BufferedBody> {
@@ -357,7 +284,7 @@ async fn a_dead_redis_is_a_miss_and_a_restarted_one_is_shared_again() {
 #[tokio::test]
 async fn without_redis_the_cache_works_from_memory_at_once() {
     // Nothing listens on this port: every Redis call fails, every request is decided locally.
-    let client = redis::Client::open(format!("redis://127.0.0.1:{}/", free_port())).unwrap();
+    let client = redis::Client::open(RedisServer::unused_url()).unwrap();
     let cache = StaleCacheLayer::new().store(RedisStore::new(client, "test:absent"));
     let up = Upstream::new(200);
     let svc = up.behind(&cache);

@@ -45,6 +45,9 @@ pub mod classify;
 pub mod error;
 pub mod idempotency;
 pub mod ratelimit;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis_link;
 pub mod rejection;
 pub mod retry_after;
 

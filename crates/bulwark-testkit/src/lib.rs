@@ -41,6 +41,9 @@
 //! Time is measured with `tokio::time`, so the rate limit follows a paused
 //! clock when the server runs on a runtime with paused time.
 //!
+//! [`RedisServer`] runs a real `redis-server` on a free loopback port (killed
+//! on drop, restartable on the same port) for the tests of the Redis stores.
+//!
 //! # Example
 //!
 //! ```
@@ -95,6 +98,7 @@ mod control;
 mod fake;
 mod fault;
 mod record;
+mod redis_server;
 mod server;
 mod status;
 mod store;
@@ -103,6 +107,7 @@ mod wire;
 pub use fake::{FakeNotion, FakeNotionBuilder};
 pub use fault::{Fault, FaultHandle, Matcher};
 pub use record::RecordedRequest;
+pub use redis_server::RedisServer;
 pub use status::StatusIndicator;
 pub use store::{Page, SEED_DATABASE_ID, SEED_DATA_SOURCE_ID};
 
