@@ -1,29 +1,84 @@
 //! Cache keys: what makes two requests "the same".
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::{
+    fmt,
+    hash::{BuildHasher, Hash, Hasher, RandomState},
+    sync::OnceLock,
+};
 
 use http::{header, HeaderName, Method, Request};
 
 /// A request's cache key. It never holds a credential: `Authorization` is kept as a keyed hash.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// Equal keys are equal in every part (method, target, path, `Authorization` hash, variant
+/// hash); the hash of the whole is computed once, when the key is built, so the store and the
+/// in-flight map hash one `u64` rather than the strings.
+#[derive(Clone)]
 pub struct CacheKey {
     pub(crate) method: Method,
-    /// Scheme, authority, path and the query with its pairs sorted (or a custom key's text).
-    pub(crate) target: String,
-    /// The path alone, for invalidation after an unsafe request to the same URI.
-    pub(crate) path: String,
+    /// Scheme, authority, path and the query with its pairs sorted (or a custom key's text),
+    /// followed by the path alone: one allocation for both.
+    text: String,
+    /// Where the target ends (and the path starts) in `text`.
+    target_len: usize,
     /// Hash of `Authorization` (0 when absent).
     pub(crate) auth: u64,
     /// Hash of `Accept`, the vary headers and, for body-keyed requests, the body.
     pub(crate) variant: u64,
+    /// Hash of all the above, with one per-process key.
+    hash: u64,
 }
 
 impl CacheKey {
     /// The path part, as used for invalidation.
     #[must_use]
     pub fn path(&self) -> &str {
-        &self.path
+        &self.text[self.target_len..]
     }
+
+    /// Scheme, authority, path and sorted query (or a custom key's text).
+    pub(crate) fn target(&self) -> &str {
+        &self.text[..self.target_len]
+    }
+}
+
+impl PartialEq for CacheKey {
+    fn eq(&self, other: &Self) -> bool {
+        // `hash` first: unequal keys almost always differ there.
+        self.hash == other.hash
+            && self.auth == other.auth
+            && self.variant == other.variant
+            && self.target_len == other.target_len
+            && self.method == other.method
+            && self.text == other.text
+    }
+}
+
+impl Eq for CacheKey {}
+
+impl Hash for CacheKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+impl fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheKey")
+            .field("method", &self.method)
+            .field("target", &self.target())
+            .field("path", &self.path())
+            .field("auth", &self.auth)
+            .field("variant", &self.variant)
+            .finish()
+    }
+}
+
+/// The key of [`CacheKey`]'s own hash: one per process, so that equal keys hash alike
+/// whichever layer built them, and nobody outside can aim at collisions.
+fn key_hasher() -> &'static RandomState {
+    static HASHER: OnceLock<RandomState> = OnceLock::new();
+    HASHER.get_or_init(RandomState::new)
 }
 
 /// Bodies the key can read (to key `POST` queries by their body). A cacheable request other
@@ -84,23 +139,39 @@ impl<D> KeyBody for http_body_util::Full<D> {
     }
 }
 
-/// The target: scheme, authority, path, and the query with its pairs sorted.
+/// The target: scheme, authority, path, and the query with its pairs sorted. The buffer has
+/// room for the path to be appended by [`build`].
 pub(crate) fn target<B>(req: &Request<B>) -> String {
     let uri = req.uri();
-    let mut out = String::with_capacity(uri.to_string().len());
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let query = uri.query();
+    let len = uri.scheme_str().map_or(0, |s| s.len() + 3)
+        + authority.len()
+        + 2 * uri.path().len()
+        + query.map_or(0, |q| q.len() + 1);
+    let mut out = String::with_capacity(len);
     if let Some(scheme) = uri.scheme_str() {
         out.push_str(scheme);
         out.push_str("://");
     }
-    if let Some(authority) = uri.authority() {
-        out.push_str(authority.as_str());
-    }
+    out.push_str(authority);
     out.push_str(uri.path());
-    if let Some(query) = uri.query() {
-        let mut pairs: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
-        pairs.sort_unstable();
+    if let Some(query) = query {
         out.push('?');
-        out.push_str(&pairs.join("&"));
+        if query.contains('&') {
+            let mut pairs: Vec<&str> = query.split('&').filter(|p| !p.is_empty()).collect();
+            pairs.sort_unstable();
+            let mut pairs = pairs.into_iter();
+            if let Some(first) = pairs.next() {
+                out.push_str(first);
+            }
+            for pair in pairs {
+                out.push('&');
+                out.push_str(pair);
+            }
+        } else {
+            out.push_str(query);
+        }
     }
     out
 }
@@ -127,12 +198,24 @@ pub(crate) fn build<B: KeyBody, S: BuildHasher>(
             body.hash(&mut h);
         }
     }
+    let variant = h.finish();
+    let target_len = target.len();
+    let mut text = target;
+    text.push_str(req.uri().path());
+    let method = req.method().clone();
+    let mut h = key_hasher().build_hasher();
+    method.hash(&mut h);
+    target_len.hash(&mut h);
+    text.hash(&mut h);
+    h.write_u64(auth);
+    h.write_u64(variant);
     CacheKey {
-        method: req.method().clone(),
-        path: req.uri().path().to_owned(),
-        target,
+        method,
+        text,
+        target_len,
         auth,
-        variant: h.finish(),
+        variant,
+        hash: h.finish(),
     }
 }
 
@@ -160,6 +243,21 @@ mod tests {
             .body(())
             .unwrap();
         assert_ne!(ka, build(&c, target(&c), &[], &s));
+    }
+
+    #[test]
+    fn target_and_path_share_one_string() {
+        let s = RandomState::new();
+        let r = Request::get("https://api.test/v1/x?b=2&&a=1")
+            .body(())
+            .unwrap();
+        let k = build(&r, target(&r), &[], &s);
+        assert_eq!(k.target(), "https://api.test/v1/x?a=1&b=2");
+        assert_eq!(k.path(), "/v1/x");
+        // A custom key's text and the same text as a path are different keys.
+        let custom = build(&r, "/v1/x".to_owned(), &[], &s);
+        assert_eq!((custom.target(), custom.path()), ("/v1/x", "/v1/x"));
+        assert_ne!(k, custom);
     }
 
     #[test]

@@ -185,7 +185,7 @@ impl RedisStore {
             }
         };
         part(key.method.as_str().as_bytes());
-        part(key.target.as_bytes());
+        part(key.target().as_bytes());
         match req.headers().get(header::AUTHORIZATION) {
             Some(v) => {
                 part(b"a");
@@ -210,7 +210,7 @@ impl RedisStore {
         let digest = digest.finish128().as_bytes();
         SharedKey {
             entry: format!("{}:e:{}", self.prefix, hex(&digest)),
-            paths: self.path_set(&key.path),
+            paths: self.path_set(key.path()),
             check: check.finish128().as_bytes(),
         }
     }
