@@ -98,8 +98,12 @@ pub fn render_rejection(rejection: &Rejection) -> Response<BufferedBody> {
     res
 }
 
-fn whole_seconds(d: std::time::Duration) -> u64 {
-    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
+/// The wait as the `Retry-After` header gives it (whole seconds, rounded up), so the message
+/// and the header always agree.
+fn whole_seconds(d: std::time::Duration) -> String {
+    bulwark_http::retry_after_value(d)
+        .to_str()
+        .map_or_else(|_| "?".to_owned(), str::to_owned)
 }
 
 /// A random id shaped like Notion's (a UUID), so SDKs that log request ids get one.
