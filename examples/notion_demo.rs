@@ -291,7 +291,7 @@ where
                 res.extensions().get::<CacheStatus>(),
                 Some(CacheStatus::Stale { .. })
             );
-            // `Cache-Status: bulwark; fwd=miss; collapsed`: a follower of a coalesced miss.
+            // `Cache-Status: bulwark; fwd=uri-miss; collapsed`: a follower of a coalesced miss.
             let shared = res
                 .headers()
                 .get("cache-status")
@@ -985,8 +985,9 @@ fn print_footer(bare: &Column, bulwark: &Column, layer: &NotionLayer) {
     let mut notes = vec![
         format!(
             "Reads: bulwark failed {} of {}, the bare client {}. {} bulwark answers were the last \
-             good copy (marked `Cache-Status: …; fwd=stale`), served while FakeNotion failed or the \
-             breaker was open; {} reads shared the upstream call of an identical read in flight.",
+             good copy (marked stale: `Age`, and `Cache-Status` `fwd=stale`, or `hit; ttl=-N` \
+             when refused unsent), served while FakeNotion failed or the breaker was open; {} \
+             reads shared the upstream call of an identical read in flight.",
             bulwark.failed_reads,
             bulwark.reads,
             bare.failed_reads,

@@ -60,7 +60,7 @@ async fn reads_are_answered_stale_through_a_20_second_outage() {
             assert_eq!(age, Duration::from_secs(second));
             assert_eq!(
                 res.headers()["cache-status"],
-                "bulwark; hit; fwd=stale; fwd-status=503"
+                "bulwark; fwd=stale; fwd-status=503"
             );
             assert_eq!(&res.into_body().collect().await.unwrap().to_bytes(), first);
             answered += 1;

@@ -5,8 +5,26 @@
 //! `Transient`, `Unreachable`, `Throttled` or `Rejected` (including an inner breaker's
 //! `CircuitOpen` or bucket's `RateLimited`) — answers with the stored copy if it is young
 //! enough ([`stale_if_error`](StaleCacheLayer::stale_if_error), 5 minutes by default),
-//! visibly marked: an `Age` header, `Cache-Status: bulwark; hit; fwd=stale; fwd-status=503`
+//! visibly marked: an `Age` header, `Cache-Status: bulwark; fwd=stale; fwd-status=503`
 //! (RFC 9211) and the response extension [`CacheStatus::Stale { age }`](CacheStatus).
+//!
+//! ## `Cache-Status` (RFC 9211)
+//! The layer appends one member, named `bulwark`, after any the upstream sent (the upstream's
+//! own `Cache-Status` is kept):
+//!
+//! | what happened | `Cache-Status` member |
+//! |---|---|
+//! | a stored copy, still fresh, served without asking the upstream | `bulwark; hit; ttl=42` (`; detail=shared` when it came from Redis) |
+//! | a stale copy served without asking: within stale-while-revalidate, or the request was refused before the upstream (an inner breaker's `CircuitOpen`, a bucket's `RateLimited`) | `bulwark; hit; ttl=-17` (negative: seconds past fresh) |
+//! | the upstream was asked and failed, a stored copy answered | `bulwark; fwd=stale; fwd-status=503` (no `fwd-status` when no response came back) |
+//! | no usable copy, forwarded, the answer stored | `bulwark; fwd=uri-miss; stored` (`fwd=stale; stored` when a too-old copy was there) |
+//! | forwarded, the answer not stored (an error status, `no-store`, too large) | `bulwark; fwd=uri-miss` (or `fwd=stale`) |
+//! | waited for an identical request in flight and got its stored answer | `bulwark; fwd=uri-miss; collapsed` |
+//! | waited for an identical request in flight, which failed: a stored copy answered | `bulwark; fwd=stale; collapsed` |
+//!
+//! Requests that are not cacheable (writes, by default anything but GET/HEAD) pass through
+//! without a member. The [`CacheStatus`] extension says the same in a type: `Live`,
+//! `Fresh { age }` or `Stale { age }`.
 //!
 //! * **RFC 9111/5861**: the upstream's `max-age`, `stale-if-error=N`, `stale-while-revalidate=N`
 //!   and `must-revalidate` / `no-cache` take precedence over the layer's defaults; `no-store`
@@ -57,7 +75,7 @@
 //! let res = svc.clone().oneshot(get()).await.unwrap();
 //! assert_eq!(res.status(), 200, "the stored copy, not the 503");
 //! assert!(matches!(res.extensions().get::<CacheStatus>(), Some(CacheStatus::Stale { .. })));
-//! assert_eq!(res.headers()["cache-status"], "bulwark; hit; fwd=stale; fwd-status=503");
+//! assert_eq!(res.headers()["cache-status"], "bulwark; fwd=stale; fwd-status=503");
 //! # }
 //! ```
 #![doc(test(attr(deny(warnings))))]

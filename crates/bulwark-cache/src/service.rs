@@ -196,13 +196,15 @@ where
         };
         let key = key::build(&req, key_text, &config.vary, &self.store.hasher);
         let now = Instant::now();
+        let mut had_copy = false;
         if let Some(entry) = self.store.cache.get(&key) {
             let age = entry.age(now);
             let l = entry.lifetimes;
             if age < l.fresh {
                 Counters::bump(&self.store.counters.hits);
                 tracing::debug!(target: "bulwark_cache", age_s = age.as_secs(), "fresh hit");
-                return ready(entry.respond(CacheStatus::Fresh { age }, values::HIT, now));
+                let cache_status = values::hit(l.fresh, age, false);
+                return ready(entry.respond(CacheStatus::Fresh { age }, cache_status, now));
             }
             if age < l.fresh + l.stale_while_revalidate {
                 Counters::bump(&self.store.counters.stale_served);
@@ -217,12 +219,10 @@ where
                     Arc::clone(&self.store),
                     self.classify.clone(),
                 );
-                return ready(entry.respond(
-                    CacheStatus::Stale { age },
-                    values::STALE_REVALIDATING,
-                    now,
-                ));
+                let cache_status = values::hit(l.fresh, age, false);
+                return ready(entry.respond(CacheStatus::Stale { age }, cache_status, now));
             }
+            had_copy = true;
         }
         Counters::bump(&self.store.counters.misses);
         let shared = shared::key(&self.store, &req, &key, &config.vary);
@@ -230,6 +230,7 @@ where
             inner,
             req,
             key,
+            had_copy,
             shared,
             Arc::clone(config),
             Arc::clone(&self.store),
@@ -272,11 +273,34 @@ where
     }
 }
 
+/// Why a stored copy answers instead of the upstream.
+#[derive(Debug, Clone, Copy)]
+enum Fallback {
+    /// The upstream was asked and failed (with this status, if it answered).
+    Failed(Option<StatusCode>),
+    /// The request was refused before it reached the upstream (an open breaker, a bucket in
+    /// reject mode): nothing was forwarded.
+    Refused,
+    /// An identical request in flight, which this one waited for, failed.
+    Collapsed,
+}
+
+impl Fallback {
+    /// The fallback for a failed attempt of class `class` (a response with `status`, or an
+    /// error).
+    fn of(class: Class, status: Option<StatusCode>) -> Self {
+        match class {
+            Class::Rejected { .. } => Self::Refused,
+            _ => Self::Failed(status),
+        }
+    }
+}
+
 /// Serves a stale copy on failure, if one is young enough.
 fn stale_copy<ResB>(
     store: &Store,
     key: &CacheKey,
-    fwd_status: Option<StatusCode>,
+    why: Fallback,
 ) -> Option<Response<CacheBody<ResB>>> {
     let entry = store.cache.get(key)?;
     let now = Instant::now();
@@ -286,14 +310,15 @@ fn stale_copy<ResB>(
         return None;
     }
     Counters::bump(&store.counters.stale_served);
-    let detail = match fwd_status {
-        Some(status) => values::stale_status(status),
-        None => values::STALE_ERROR,
+    let cache_status = match why {
+        Fallback::Failed(status) => values::stale_after_failure(status),
+        Fallback::Refused => values::hit(l.fresh, age, false),
+        Fallback::Collapsed => values::STALE_COLLAPSED,
     };
     tracing::info!(target: "bulwark_cache", age_s = age.as_secs(), "upstream failed: served a stale copy");
     #[cfg(feature = "metrics")]
     metrics::counter!("bulwark_cache_stale_served_total").increment(1);
-    Some(entry.respond(CacheStatus::Stale { age }, detail, now))
+    Some(entry.respond(CacheStatus::Stale { age }, cache_status, now))
 }
 
 enum Role {
@@ -301,10 +326,12 @@ enum Role {
     Follow(watch::Receiver<Outcome>),
 }
 
+#[allow(clippy::too_many_arguments)] // one call site each in `call` and `revalidate`
 async fn miss<S, C, B, ResB>(
     mut inner: S,
     req: Request<B>,
     key: CacheKey,
+    had_copy: bool,
     shared: SharedKey,
     config: Arc<Config<B>>,
     store: Arc<Store>,
@@ -363,7 +390,7 @@ where
                             }
                         }
                         Outcome::NotStored => {
-                            if let Some(stale) = stale_copy(&store, &key, None) {
+                            if let Some(stale) = stale_copy(&store, &key, Fallback::Collapsed) {
                                 return Ok(stale);
                             }
                             break; // go to the upstream alone
@@ -393,7 +420,8 @@ where
             Counters::bump(&store.counters.hits);
             tracing::debug!(target: "bulwark_cache", age_s = age.as_secs(), "fresh hit from Redis");
             finish(leader, Outcome::Stored);
-            return Ok(entry.respond(CacheStatus::Fresh { age }, values::HIT_SHARED, now));
+            let cache_status = values::hit(entry.lifetimes.fresh, age, true);
+            return Ok(entry.respond(CacheStatus::Fresh { age }, cache_status, now));
         }
     }
     let result = inner.call(req).await.map_err(Into::into);
@@ -414,7 +442,7 @@ where
                 || declared.is_some_and(|n| n > config.max_body_bytes as u64)
             {
                 finish(leader, Outcome::NotStored);
-                return Ok(res.map(|b| CacheBody::live(None, b)));
+                return Ok(live(res.map(|b| CacheBody::live(None, b)), had_copy));
             }
             let (parts, mut body) = res.into_parts();
             // The first data frame is kept as it is (most bodies are one frame); only a
@@ -441,13 +469,13 @@ where
                             let prefix = first.take().unwrap_or_else(|| buf.split().freeze());
                             let res =
                                 Response::from_parts(parts, CacheBody::live(Some(prefix), body));
-                            return Ok(res);
+                            return Ok(live(res, had_copy));
                         }
                     }
                     Some(Err(err)) => {
                         // The body broke mid-way: a failure like any other.
                         finish(leader, Outcome::NotStored);
-                        return match stale_copy(&store, &key, None) {
+                        return match stale_copy(&store, &key, Fallback::Failed(None)) {
                             Some(stale) => Ok(stale),
                             None => Err(err.into()),
                         };
@@ -474,7 +502,8 @@ where
             finish(leader, Outcome::Stored);
             shared::save(&store, &shared, &entry).await;
             let mut res = Response::from_parts(parts, CacheBody::buffered(body));
-            res.headers_mut().insert(CACHE_STATUS, values::STORED);
+            res.headers_mut()
+                .append(CACHE_STATUS, values::forwarded(had_copy, true));
             res.extensions_mut().insert(CacheStatus::Live);
             Ok(res)
         }
@@ -487,24 +516,30 @@ where
                 shared::delete(&store, &shared).await;
                 tracing::debug!(target: "bulwark_cache", status = status.as_u16(), "evicted");
             } else if is_failure(class) {
-                if let Some(stale) = stale_copy(&store, &key, Some(status)) {
+                if let Some(stale) = stale_copy(&store, &key, Fallback::of(class, Some(status))) {
                     return Ok(stale);
                 }
             }
-            let mut res = res.map(|b| CacheBody::live(None, b));
-            res.extensions_mut().insert(CacheStatus::Live);
-            Ok(res)
+            Ok(live(res.map(|b| CacheBody::live(None, b)), had_copy))
         }
         Err(err) => {
             finish(leader, Outcome::NotStored);
             if is_failure(class) {
-                if let Some(stale) = stale_copy(&store, &key, None) {
+                if let Some(stale) = stale_copy(&store, &key, Fallback::of(class, None)) {
                     return Ok(stale);
                 }
             }
             Err(err)
         }
     }
+}
+
+/// A forwarded answer that was not stored: `Cache-Status` says so, after any upstream member.
+fn live<B>(mut res: Response<B>, had_copy: bool) -> Response<B> {
+    res.headers_mut()
+        .append(CACHE_STATUS, values::forwarded(had_copy, false));
+    res.extensions_mut().insert(CacheStatus::Live);
+    res
 }
 
 fn is_failure(class: Class) -> bool {
@@ -553,6 +588,6 @@ fn revalidate<S, C, B, ResB>(
         {
             return;
         }
-        let _ = miss(inner, req, key, shared, config, store, classify).await;
+        let _ = miss(inner, req, key, true, shared, config, store, classify).await;
     });
 }

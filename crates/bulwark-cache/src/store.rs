@@ -58,7 +58,8 @@ impl Entry {
         let age = self.age(now);
         res.headers_mut()
             .insert(http::header::AGE, HeaderValue::from(age.as_secs()));
-        res.headers_mut().insert(CACHE_STATUS, cache_status);
+        // Appended: an upstream's own member, stored with the copy, stays first.
+        res.headers_mut().append(CACHE_STATUS, cache_status);
         res.extensions_mut().insert(status);
         res
     }

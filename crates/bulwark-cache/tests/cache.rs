@@ -23,6 +23,10 @@ enum Next {
     Refused,
     Open,
     Slow(u64),
+    /// After the delay, answers with this status.
+    SlowStatus(u64, u16),
+    /// 200 with the upstream's own `Cache-Status`.
+    Tagged(&'static str),
     Bytes(usize),
 }
 
@@ -75,6 +79,14 @@ impl Upstream {
                         tokio::time::sleep(Duration::from_millis(ms)).await;
                         res(200, None, "slow".to_owned())
                     }
+                    Next::SlowStatus(ms, s) => {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                        res(s, None, format!("status {s}"))
+                    }
+                    Next::Tagged(upstream) => Ok(Response::builder()
+                        .header("cache-status", upstream)
+                        .body(BufferedBody::from("tagged"))
+                        .unwrap()),
                 }
             }
         }))
@@ -100,13 +112,13 @@ async fn rfc5861_example() {
     let up = Upstream::new(Next::OkWith("v1", "max-age=600, stale-if-error=1200"));
     let cache = StaleCacheLayer::new();
     let svc = cache.layer(up.service());
-    assert_eq!(
-        svc.clone().oneshot(get("/p", "a")).await.unwrap().status(),
-        200
-    );
+    let res = svc.clone().oneshot(get("/p", "a")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["cache-status"], "bulwark; fwd=uri-miss; stored");
     // Fresh for 600 s: no upstream call.
     tokio::time::advance(Duration::from_secs(300)).await;
     let res = svc.clone().oneshot(get("/p", "a")).await.unwrap();
+    assert_eq!(res.headers()["cache-status"], "bulwark; hit; ttl=300");
     assert_eq!(
         res.extensions().get::<CacheStatus>(),
         Some(&CacheStatus::Fresh {
@@ -122,7 +134,8 @@ async fn rfc5861_example() {
     assert_eq!(res.headers()["age"], "900");
     assert_eq!(
         res.headers()["cache-status"],
-        "bulwark; hit; fwd=stale; fwd-status=500"
+        "bulwark; fwd=stale; fwd-status=500",
+        "asked, failed: forwarded, not a hit"
     );
     assert_eq!(
         res.extensions().get::<CacheStatus>(),
@@ -174,7 +187,8 @@ async fn always_live_by_default_and_stale_for_five_minutes() {
     );
     assert_eq!(
         res.headers()["cache-status"],
-        "bulwark; hit; fwd=stale; detail=error"
+        "bulwark; fwd=stale",
+        "asked, no status came back"
     );
     tokio::time::advance(Duration::from_secs(2)).await;
     let err = svc.clone().oneshot(get("/p", "a")).await.unwrap_err();
@@ -190,11 +204,94 @@ async fn an_open_circuit_inside_is_answered_stale() {
     let svc = StaleCacheLayer::new().layer(up.service());
     svc.clone().oneshot(get("/p", "a")).await.unwrap();
     up.set(Next::Open);
+    tokio::time::advance(Duration::from_secs(7)).await;
     let res = svc.clone().oneshot(get("/p", "a")).await.unwrap();
     assert!(matches!(
         res.extensions().get::<CacheStatus>(),
         Some(CacheStatus::Stale { .. })
     ));
+    assert_eq!(
+        res.headers()["cache-status"],
+        "bulwark; hit; ttl=-7",
+        "refused before the upstream: not forwarded, a hit on a copy 7 s stale"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn cache_status_says_what_happened_rfc_9211() {
+    let status = |res: &Response<_>| {
+        res.headers()
+            .get_all("cache-status")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let up = Upstream::new(Next::Slow(50));
+    let cache = StaleCacheLayer::new()
+        .fresh_for(Duration::from_secs(10))
+        .stale_while_revalidate(Duration::from_secs(20));
+    let svc = cache.layer(up.service());
+
+    // A miss two callers share: the leader stores, the follower is collapsed onto it.
+    let leader = tokio::spawn(svc.clone().oneshot(get("/a", "t")));
+    tokio::task::yield_now().await;
+    let follower = tokio::spawn(svc.clone().oneshot(get("/a", "t")));
+    let (leader, follower) = (leader.await.unwrap().unwrap(), follower.await.unwrap().unwrap());
+    assert_eq!(status(&leader), ["bulwark; fwd=uri-miss; stored"]);
+    assert_eq!(status(&follower), ["bulwark; fwd=uri-miss; collapsed"]);
+    assert_eq!(up.calls(), 1);
+
+    // Fresh: a hit with the seconds of freshness left.
+    tokio::time::advance(Duration::from_secs(4)).await;
+    let res = svc.clone().oneshot(get("/a", "t")).await.unwrap();
+    assert_eq!(status(&res), ["bulwark; hit; ttl=6"]);
+
+    // Within stale-while-revalidate: served without waiting (a hit), 3 s stale.
+    tokio::time::advance(Duration::from_secs(9)).await;
+    let res = svc.clone().oneshot(get("/a", "t")).await.unwrap();
+    assert_eq!(status(&res), ["bulwark; hit; ttl=-3"]);
+    tokio::time::sleep(Duration::from_millis(100)).await; // the background refresh
+
+    // A copy too old to serve at once: forwarded as stale, the answer stored in its place.
+    tokio::time::advance(Duration::from_secs(40)).await;
+    up.set(Next::Ok("v2"));
+    let res = svc.clone().oneshot(get("/a", "t")).await.unwrap();
+    assert_eq!(status(&res), ["bulwark; fwd=stale; stored"]);
+
+    // A failure two callers share: both get the stored copy; the leader saw the 503.
+    tokio::time::advance(Duration::from_secs(40)).await;
+    up.set(Next::SlowStatus(50, 503));
+    let leader = tokio::spawn(svc.clone().oneshot(get("/a", "t")));
+    tokio::task::yield_now().await;
+    let follower = tokio::spawn(svc.clone().oneshot(get("/a", "t")));
+    let (leader, follower) = (leader.await.unwrap().unwrap(), follower.await.unwrap().unwrap());
+    assert_eq!(status(&leader), ["bulwark; fwd=stale; fwd-status=503"]);
+    assert_eq!(status(&follower), ["bulwark; fwd=stale; collapsed"]);
+    assert_eq!(body(follower).await, "v2");
+
+    // A cacheable answer that is not stored (a 404) still says it was forwarded.
+    up.set(Next::Status(404));
+    let res = svc.clone().oneshot(get("/other", "t")).await.unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(status(&res), ["bulwark; fwd=uri-miss"]);
+
+    // An upstream's own member is kept, bulwark's comes last — stored and live alike.
+    up.set(Next::Tagged("ExampleCDN; hit"));
+    let res = svc.clone().oneshot(get("/tagged", "t")).await.unwrap();
+    assert_eq!(
+        status(&res),
+        ["ExampleCDN; hit", "bulwark; fwd=uri-miss; stored"]
+    );
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let res = svc.clone().oneshot(get("/tagged", "t")).await.unwrap();
+    assert_eq!(status(&res), ["ExampleCDN; hit", "bulwark; hit; ttl=9"]);
+
+    // Writes are not cacheable: passed through untouched.
+    let post = Request::post("https://api.test/v1/pages")
+        .body(BufferedBody::from("{}"))
+        .unwrap();
+    let res = svc.clone().oneshot(post).await.unwrap();
+    assert!(status(&res) == ["ExampleCDN; hit"]);
 }
 
 #[tokio::test(start_paused = true)]

@@ -42,7 +42,9 @@
 //! clock when the server runs on a runtime with paused time.
 //!
 //! [`RedisServer`] runs a real `redis-server` on a free loopback port (killed
-//! on drop, restartable on the same port) for the tests of the Redis stores.
+//! on drop, restartable on the same port) for the tests of the Redis stores;
+//! without `redis-server` on `PATH` those tests say `SKIPPED` and return,
+//! unless `BULWARK_REQUIRE_REDIS=1` makes that a failure (as in CI).
 //!
 //! # Example
 //!
@@ -107,7 +109,7 @@ mod wire;
 pub use fake::{FakeNotion, FakeNotionBuilder};
 pub use fault::{Fault, FaultHandle, Matcher};
 pub use record::RecordedRequest;
-pub use redis_server::RedisServer;
+pub use redis_server::{RedisServer, REDIS_TEST_LOG_VAR, REQUIRE_REDIS_VAR};
 pub use status::StatusIndicator;
 pub use store::{Page, SEED_DATABASE_ID, SEED_DATA_SOURCE_ID};
 

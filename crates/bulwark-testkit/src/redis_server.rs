@@ -2,8 +2,10 @@
 //! the Redis stores.
 
 use std::{
-    io,
+    future::Future,
+    io::{self, Write},
     net::TcpListener,
+    panic::Location,
     process::{Child, Command, Stdio},
     time::Duration,
 };
@@ -21,12 +23,24 @@ const PING_TIMEOUT: Duration = Duration::from_millis(500);
 /// The pause between two `PING`s.
 const PING_PAUSE: Duration = Duration::from_millis(50);
 
+/// Set to `1` (any value but empty or `0`), a test that needs `redis-server` and does not find
+/// it fails instead of skipping. `.ci/run` sets it.
+pub const REQUIRE_REDIS_VAR: &str = "BULWARK_REQUIRE_REDIS";
+
+/// Set to a file path, every test that got a real server from
+/// [`RedisServer::start_or_skip`] appends one line (`{file} {test}`) to it, so CI can say how
+/// many Redis tests really ran.
+pub const REDIS_TEST_LOG_VAR: &str = "BULWARK_REDIS_TEST_LOG";
+
 /// A `redis-server` child process on a loopback port, killed on drop.
 ///
 /// It runs without persistence (`--save "" --appendonly no`), so a restart starts empty.
-/// `redis-server` must be on `PATH` (Debian: `apt-get install redis-server`; `.ci/run`
-/// installs it): without it [`start`](Self::start) panics, so tests that need it fail rather
-/// than skip.
+///
+/// Tests get one with [`start_or_skip`](Self::start_or_skip): when `redis-server` is not on
+/// `PATH` (Debian: `apt-get install redis-server`) the test prints a `SKIPPED` line that the
+/// test harness does not capture and returns before its assertions — unless
+/// [`BULWARK_REQUIRE_REDIS`](REQUIRE_REDIS_VAR) is set, as in CI, where a missing Redis is a
+/// failure. [`start`](Self::start) always panics without it.
 ///
 /// # Example
 /// ```no_run
@@ -34,7 +48,9 @@ const PING_PAUSE: Duration = Duration::from_millis(50);
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// let mut server = RedisServer::start().await;
+/// let Some(mut server) = RedisServer::start_or_skip().await else {
+///     return; // redis-server is not installed: skipped, and said so on stderr
+/// };
 /// let url = server.url(); // redis://127.0.0.1:{port}/
 /// server.kill(); // Redis is down
 /// server.restart().await; // up again, on the same port, empty
@@ -60,6 +76,64 @@ impl RedisServer {
         };
         server.restart().await;
         server
+    }
+
+    /// Starts a server like [`start`](Self::start) when `redis-server` is on `PATH`.
+    ///
+    /// Without it, writes `SKIPPED {file} {test}: redis-server not found …` straight to the
+    /// process's stderr (not captured by the test harness, so `cargo test` shows it) and
+    /// resolves to `None`: the caller returns before asserting anything. With
+    /// [`BULWARK_REQUIRE_REDIS`](REQUIRE_REDIS_VAR) set it panics instead. When
+    /// [`BULWARK_REDIS_TEST_LOG`](REDIS_TEST_LOG_VAR) names a file, a started server appends the
+    /// caller's file and test name to it.
+    ///
+    /// # Panics
+    /// As [`start`](Self::start), and when `redis-server` is missing while it is required.
+    #[track_caller]
+    pub fn start_or_skip() -> impl Future<Output = Option<Self>> {
+        let caller = Location::caller();
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("a Redis test")
+            .to_owned();
+        let who = format!("{} {test}", caller.file());
+        async move {
+            if !Self::is_installed() {
+                assert!(
+                    !required(),
+                    "{who}: redis-server is not on PATH but {REQUIRE_REDIS_VAR} is set \
+                     (Debian: apt-get install redis-server)"
+                );
+                let _ = writeln!(
+                    io::stderr(),
+                    "SKIPPED {who}: redis-server not found — install redis-server, or set \
+                     {REQUIRE_REDIS_VAR}=1 to make this an error"
+                );
+                return None;
+            }
+            let server = Self::start().await;
+            if let Some(path) = std::env::var_os(REDIS_TEST_LOG_VAR).filter(|p| !p.is_empty()) {
+                let line = format!("{who}\n");
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .and_then(|mut f| f.write_all(line.as_bytes()))
+                    .unwrap_or_else(|e| panic!("cannot append to {path:?}: {e}"));
+            }
+            Some(server)
+        }
+    }
+
+    /// Whether `redis-server` can be run (it is on `PATH` and answers `--version`).
+    #[must_use]
+    pub fn is_installed() -> bool {
+        Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
     }
 
     /// Starts the server again on the same port (after [`kill`](Self::kill)) and waits until
@@ -130,6 +204,11 @@ impl Drop for RedisServer {
     }
 }
 
+/// Whether [`REQUIRE_REDIS_VAR`] asks for a real Redis.
+fn required() -> bool {
+    std::env::var(REQUIRE_REDIS_VAR).is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
 /// A port nothing listens on (free when asked; the OS does not hand it out again at once).
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -160,7 +239,9 @@ mod tests {
 
     #[tokio::test]
     async fn starts_kills_and_restarts_on_the_same_port() {
-        let mut server = RedisServer::start().await;
+        let Some(mut server) = RedisServer::start_or_skip().await else {
+            return;
+        };
         let port = server.port();
         assert_eq!(server.url(), format!("redis://127.0.0.1:{port}/"));
         assert!(ping(port).await.unwrap());
