@@ -376,7 +376,7 @@ impl Drop for RedisServer {
 /// bare `PING` on a multiplexed connection, the floor of any round trip.
 #[cfg(feature = "redis")]
 fn redis(c: &mut Criterion) {
-    use bulwark::bucket::{redis, RedisStore};
+    use bulwark::bucket::{redis, KeySecret, RedisStore};
 
     let Some(server) = RedisServer::start() else {
         return;
@@ -408,7 +408,10 @@ fn redis(c: &mut Criterion) {
     // bucket.
     let layer = TokenBucketLayer::new(Rate::per_second(1_000_000))
         .burst(1_000_000)
-        .store(RedisStore::new(client, "bulwark:bench").timeout(Duration::from_secs(1)));
+        .store(
+            RedisStore::new(client, "bulwark:bench", KeySecret::new([0x5a; 32]).unwrap())
+                .timeout(Duration::from_secs(1)),
+        );
     let mut svc = layer.layer(inner());
 
     let mut group = c.benchmark_group("bucket_redis");

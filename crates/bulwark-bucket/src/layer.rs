@@ -159,20 +159,21 @@ impl<C> TokenBucketLayer<C, Unkeyed, ()> {
     ///
     /// ```no_run
     /// use std::time::Duration;
-    /// use bulwark_bucket::{Rate, RedisStore, TokenBucketLayer};
+    /// use bulwark_bucket::{KeySecret, Rate, RedisStore, TokenBucketLayer};
     ///
-    /// # fn main() -> Result<(), redis::RedisError> {
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+    /// let secret = KeySecret::new(std::env::var("BULWARK_REDIS_SECRET")?)?;
     /// // Unkeyed: one bucket in Redis, `bulwark:notion`.
     /// let shared = TokenBucketLayer::new(Rate::per_second(3))
-    ///     .store(RedisStore::new(client.clone(), "bulwark:notion"));
-    /// // Keyed: `bulwark:api:{client IP}`.
+    ///     .store(RedisStore::new(client.clone(), "bulwark:notion", secret.clone()));
+    /// // Keyed: `bulwark:api:{MAC of the client IP under the secret}`.
     /// let per_ip = TokenBucketLayer::new(Rate::per_minute(600))
     ///     .max_wait(Duration::ZERO)
     ///     .keyed(|req: &http::Request<()>| {
     ///         req.extensions().get::<std::net::IpAddr>().copied()
     ///     })
-    ///     .store(RedisStore::new(client, "bulwark:api"));
+    ///     .store(RedisStore::new(client, "bulwark:api", secret));
     /// # let _ = (shared, per_ip);
     /// # Ok(())
     /// # }

@@ -22,7 +22,7 @@
 //!   `RateLimit` keeps a fixed window per service instance, so every clone gets its own limit;
 //!   governor's waits use their own clock, not tokio's, so they cannot be tested with paused
 //!   time. This layer's time is `tokio::time` throughout.
-//! * **Shared between processes** (feature `redis`): `store(RedisStore::new(client, prefix))`
+//! * **Shared between processes** (feature `redis`): `store(RedisStore::new(client, prefix, secret))`
 //!   keeps the buckets in Redis — one atomic Lua script (GCRA on one key, Redis's clock), one
 //!   round trip per acquisition — so every process on that Redis shares one limit. While
 //!   Redis is unreachable each process falls back to its local bucket (logged once), and it
@@ -66,6 +66,9 @@ mod shared;
 mod stats;
 mod store;
 
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use bulwark_http::KeySecret;
 pub use bulwark_http::RateLimited;
 pub use key::{KeyExtractor, KeyedBy, Unkeyed};
 pub use layer::TokenBucketLayer;

@@ -14,7 +14,10 @@
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
-use bulwark_http::redis_link::{self, RedisLink};
+use bulwark_http::{
+    key_secret::{hex, KeySecret},
+    redis_link::{self, RedisLink},
+};
 use redis::{Client, Script};
 
 use crate::gcra::Gcra;
@@ -70,8 +73,11 @@ const MAX_MICROS: u64 = 1 << 53;
 /// prefix. Set it with [`TokenBucketLayer::store`](crate::TokenBucketLayer::store).
 ///
 /// A request's bucket is the key `{key_prefix}` for the layer's shared bucket, and
-/// `{key_prefix}:{key}` for a [`keyed`](crate::TokenBucketLayer::keyed) layer's key (written
-/// with its `Display`). Each acquisition is one `EVALSHA` of a Lua script running GCRA on that
+/// `{key_prefix}:{32 hex}` for a [`keyed`](crate::TokenBucketLayer::keyed) layer's key: the
+/// first 128 bits of HMAC-SHA-256 under the deployment's [`KeySecret`] of the key's `Display`.
+/// Keys are often derived from a token or a client's address; a public hash of them would let
+/// anyone who can list Redis's keys confirm a guess offline, the secret does not. Every
+/// process sharing the buckets must be given the same secret. Each acquisition is one `EVALSHA` of a Lua script running GCRA on that
 /// key with Redis's clock, so every process sees one limit: over any interval `t`, at most
 /// `burst + rate·t` admissions in all. A request that must wait for its slot waits in its own
 /// process; its slot is not given back if it leaves early.
@@ -95,14 +101,16 @@ const MAX_MICROS: u64 = 1 << 53;
 /// # Example
 /// ```no_run
 /// use std::time::Duration;
-/// use bulwark_bucket::{Rate, RedisStore, TokenBucketLayer};
+/// use bulwark_bucket::{KeySecret, Rate, RedisStore, TokenBucketLayer};
 ///
-/// # fn main() -> Result<(), redis::RedisError> {
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// // Every process with this layer shares Notion's 3 requests/second.
 /// let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+/// // The same secret in every process, e.g. from the environment; at least 16 bytes.
+/// let secret = KeySecret::new(std::env::var("BULWARK_REDIS_SECRET")?)?;
 /// let layer = TokenBucketLayer::new(Rate::per_second(3))
 ///     .max_wait(Duration::from_secs(10))
-///     .store(RedisStore::new(client, "bulwark:notion"));
+///     .store(RedisStore::new(client, "bulwark:notion", secret));
 /// # let _ = layer;
 /// # Ok(())
 /// # }
@@ -110,6 +118,7 @@ const MAX_MICROS: u64 = 1 << 53;
 #[derive(Clone)]
 pub struct RedisStore {
     prefix: Arc<str>,
+    secret: KeySecret,
     /// The connection and the up/down state, shared by clones.
     link: RedisLink,
     scripts: Arc<Scripts>,
@@ -133,14 +142,16 @@ impl fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Buckets in the Redis that `client` points to, under keys that start with `key_prefix`.
+    /// Buckets in the Redis that `client` points to, under keys that start with `key_prefix`,
+    /// keyed buckets named with `secret`.
     ///
     /// Connects on first use (a failure then counts as Redis being down), so this never fails.
     #[must_use]
-    pub fn new(client: Client, key_prefix: impl Into<String>) -> Self {
+    pub fn new(client: Client, key_prefix: impl Into<String>, secret: KeySecret) -> Self {
         let prefix: String = key_prefix.into();
         Self {
             prefix: prefix.into(),
+            secret,
             link: RedisLink::new(client, Duration::from_millis(100)),
             scripts: Arc::new(Scripts {
                 acquire: Script::new(ACQUIRE),
@@ -188,11 +199,17 @@ impl RedisStore {
         }
     }
 
-    /// The Redis key of a bucket: the prefix for the shared bucket, `{prefix}:{key}` otherwise.
+    /// The Redis key of a bucket: the prefix for the shared bucket, `{prefix}:{MAC of key}`
+    /// otherwise.
     pub(crate) fn bucket_name(&self, key: Option<String>) -> Arc<str> {
         match key {
             None => Arc::clone(&self.prefix),
-            Some(key) => format!("{}:{key}", self.prefix).into(),
+            Some(key) => {
+                let mut digest = self.secret.digest();
+                digest.part(b"bulwark-bucket key");
+                digest.part(key.as_bytes());
+                format!("{}:{}", self.prefix, hex(&digest.finish()[..16])).into()
+            }
         }
     }
 
@@ -353,11 +370,24 @@ mod tests {
     #[test]
     fn bucket_names() {
         let client = Client::open("redis://127.0.0.1:1/").unwrap();
-        let store = RedisStore::new(client, "app");
+        let secret = KeySecret::new("a deployment secret, 32 bytes..").unwrap();
+        let store = RedisStore::new(client.clone(), "app", secret);
         assert_eq!(&*store.bucket_name(None), "app");
-        assert_eq!(&*store.bucket_name(Some("k".into())), "app:k");
+        // Standard HMAC-SHA-256 (checked with Python's hmac), never the key itself.
+        assert_eq!(
+            &*store.bucket_name(Some("k".into())),
+            "app:388f069096a58c9f2b9328f3058ce040"
+        );
+        let other = RedisStore::new(client, "app", KeySecret::new([7u8; 16]).unwrap());
+        assert_ne!(
+            other.bucket_name(Some("k".into())),
+            store.bucket_name(Some("k".into()))
+        );
         let binding = Binding::new(store, |k: &u32| k.to_string());
-        assert_eq!(&*binding.bucket_name(Some(&7)), "app:7");
+        assert_eq!(
+            binding.bucket_name(Some(&7)),
+            binding.store.bucket_name(Some("7".into()))
+        );
         assert_eq!(
             format!("{:?}", binding.store),
             r#"RedisStore { key_prefix: "app", timeout: 100ms, down: false, .. }"#

@@ -11,12 +11,17 @@ use std::{
     time::Duration,
 };
 
-use bulwark_bucket::{Rate, RateLimited, RedisStore, TokenBucketLayer};
+use bulwark_bucket::{KeySecret, Rate, RateLimited, RedisStore, TokenBucketLayer};
 use bulwark_http::BoxError;
 use bulwark_testkit::RedisServer;
 use http::{Request, Response};
 use tokio::time::{sleep, timeout, Instant};
 use tower::{service_fn, Layer, Service, ServiceExt};
+
+/// The deployment secret every layer of these tests shares.
+fn secret() -> KeySecret {
+    KeySecret::new("the tests' shared key secret....").unwrap()
+}
 
 /// A client of `server`.
 fn client(server: &RedisServer) -> redis::Client {
@@ -96,7 +101,7 @@ async fn two_layers_on_one_redis_share_one_limit() {
         TokenBucketLayer::new(Rate::per_second(10))
             .burst(5)
             .max_wait(Duration::ZERO)
-            .store(RedisStore::new(client(&server), "test:shared"))
+            .store(RedisStore::new(client(&server), "test:shared", secret()))
     };
     let (a, b) = (make(), make());
     let start = Instant::now();
@@ -152,7 +157,7 @@ async fn a_dead_redis_degrades_to_local_and_a_restarted_one_is_used_again() {
         TokenBucketLayer::new(Rate::per_minute(5))
             .max_wait(Duration::ZERO)
             .keyed(|req: &Request<&'static str>| Some(req.body().to_string()))
-            .store(RedisStore::new(client(&server), "test:outage"))
+            .store(RedisStore::new(client(&server), "test:outage", secret()))
     };
     let (a, b) = (make(), make());
     let upstream = || service_fn(|_req: Request<&'static str>| upstream(Request::new(200u16)));
@@ -167,6 +172,23 @@ async fn a_dead_redis_degrades_to_local_and_a_restarted_one_is_used_again() {
     };
     assert!(retry_after > Duration::from_secs(11), "{retry_after:?}");
     assert_eq!(a.stats().fallbacks + b.stats().fallbacks, 0);
+
+    // Redis holds the bucket under a MAC of the key, never the key itself.
+    let mut redis = client(&server)
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("test:outage*")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let name = keys[0].strip_prefix("test:outage:").unwrap();
+    assert!(
+        name.len() == 32 && name.bytes().all(|b| b.is_ascii_hexdigit()) && !name.contains("one"),
+        "{name}"
+    );
 
     // Redis dies: each layer decides locally, promptly, with no error but RateLimited.
     server.kill();
@@ -242,7 +264,7 @@ async fn an_upstream_pause_reaches_the_other_layers() {
     let make = || {
         TokenBucketLayer::new(Rate::per_second(10))
             .max_wait(Duration::ZERO)
-            .store(RedisStore::new(client(&server), "test:pause"))
+            .store(RedisStore::new(client(&server), "test:pause", secret()))
     };
     let (a, b) = (make(), make());
     let svc_a = a.layer(service_fn(upstream::<u16>));
@@ -273,7 +295,7 @@ async fn a_wait_decided_by_redis_is_served_locally() {
             .burst(1)
             .max_wait(Duration::from_secs(1))
             .emit_headers(true)
-            .store(RedisStore::new(client(&server), "test:wait"))
+            .store(RedisStore::new(client(&server), "test:wait", secret()))
     };
     let (a, b) = (make(), make());
     let svc_a = a.layer(service_fn(upstream::<u16>));
@@ -300,7 +322,7 @@ async fn without_redis_the_local_bucket_decides_at_once() {
     let layer = TokenBucketLayer::new(Rate::per_second(10))
         .burst(5)
         .max_wait(Duration::ZERO)
-        .store(RedisStore::new(client, "test:absent"));
+        .store(RedisStore::new(client, "test:absent", secret()));
     let svc = layer.layer(service_fn(upstream::<u16>));
     let start = Instant::now();
     let mut admitted = 0;
@@ -324,6 +346,7 @@ fn the_redis_feature_keeps_the_response_future_send_and_sync() {
     let layer = TokenBucketLayer::new(Rate::per_second(1)).store(RedisStore::new(
         redis::Client::open("redis://127.0.0.1:1/").unwrap(),
         "test:auto-traits",
+        secret(),
     ));
     let svc = layer.layer(service_fn(upstream::<u16>));
     // Built, never polled: no runtime needed.

@@ -108,11 +108,13 @@ impl<C, B> StaleCacheLayer<C, B> {
     /// Like the other setters that shape the store, it starts this layer's store afresh.
     ///
     /// ```no_run
-    /// use bulwark_cache::{RedisStore, StaleCacheLayer};
+    /// use bulwark_cache::{KeySecret, RedisStore, StaleCacheLayer};
     ///
-    /// # fn main() -> Result<(), redis::RedisError> {
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let client = redis::Client::open("redis://127.0.0.1:6379/")?;
-    /// let cache: StaleCacheLayer = StaleCacheLayer::new().store(RedisStore::new(client, "myapp:cache"));
+    /// let secret = KeySecret::new(std::env::var("BULWARK_REDIS_SECRET")?)?;
+    /// let cache: StaleCacheLayer =
+    ///     StaleCacheLayer::new().store(RedisStore::new(client, "myapp:cache", secret));
     /// # let _ = cache;
     /// # Ok(())
     /// # }

@@ -16,7 +16,7 @@
 //! |---|---|
 //! | a stored copy, still fresh, served without asking the upstream | `bulwark; hit; ttl=42` (`; detail=shared` when it came from Redis) |
 //! | a stale copy served without asking: within stale-while-revalidate, or the request was refused before the upstream (an inner breaker's `CircuitOpen`, a bucket's `RateLimited`) | `bulwark; hit; ttl=-17` (negative: seconds past fresh) |
-//! | the upstream was asked and failed, a stored copy answered | `bulwark; fwd=stale; fwd-status=503` (no `fwd-status` when no response came back) |
+//! | the upstream was asked and failed, a stored copy answered | `bulwark; fwd=stale; fwd-status=503` (`bulwark; fwd=stale; detail=error` when no response came back) |
 //! | no usable copy, forwarded, the answer stored | `bulwark; fwd=uri-miss; stored` (`fwd=stale; stored` when a too-old copy was there) |
 //! | forwarded, the answer not stored (an error status, `no-store`, too large) | `bulwark; fwd=uri-miss` (or `fwd=stale`) |
 //! | waited for an identical request in flight and got its stored answer | `bulwark; fwd=uri-miss; collapsed` |
@@ -39,10 +39,11 @@
 //!   entries; responses over [`max_body_bytes`](StaleCacheLayer::max_body_bytes) stream
 //!   through uncached.
 //!
-//! * **Shared between processes** (feature `redis`): `store(RedisStore::new(client, prefix))`
+//! * **Shared between processes** (feature `redis`): `store(RedisStore::new(client, prefix, secret))`
 //!   adds Redis as a second level: what memory cannot answer is looked up there, every stored
-//!   copy is written there (with a TTL of its windows), evictions delete there. Keys are a
-//!   stable digest, never the token. If Redis is down the cache uses memory only, logs once,
+//!   copy is written there (with a TTL of its windows), evictions delete there. Keys are
+//!   HMAC-SHA-256 under the deployment's [`KeySecret`], never the token, and cannot be checked
+//!   against a guessed token without the secret. If Redis is down the cache uses memory only, logs once,
 //!   and uses Redis again when it answers. The `redis` crate is re-exported.
 //!
 //! ## How it differs from http-cache and tower-resilience's cache
@@ -94,6 +95,9 @@ mod status;
 mod store;
 
 pub use body::CacheBody;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use bulwark_http::KeySecret;
 pub use key::{CacheKey, KeyBody};
 pub use layer::StaleCacheLayer;
 #[cfg(feature = "redis")]

@@ -1,12 +1,12 @@
 //! [`RedisStore`]: a second level behind the in-memory store, shared by every process that
 //! uses the same Redis and key prefix.
 //!
-//! * **Keys** are stable across processes and machines: a 128-bit SipHash-1-3 with a fixed key
-//!   (the `siphasher` crate, which implements the published algorithm, so the digest does not
-//!   change with the Rust release or the platform) of the method, the key text, the
-//!   `Authorization` value, `Accept`, the vary headers and, for body-keyed requests, the body,
-//!   each length-prefixed. The token itself is never written. A second digest, with another
-//!   key, is stored in the entry and checked on load.
+//! * **Keys** are stable across processes that share the deployment's [`KeySecret`]:
+//!   HMAC-SHA-256 under that secret of the method, the key text, the `Authorization` value,
+//!   `Accept`, the vary headers and, for body-keyed requests, the body, each length-prefixed.
+//!   The first 128 bits name the entry; the other 128 are stored in the entry and checked on
+//!   load. The token itself is never written, and without the secret a key name cannot be
+//!   checked against a guessed token.
 //! * **Entries** are a small length-prefixed binary record (see [`encode`]): status, headers,
 //!   body, the wall-clock time it was written (UNIX ms: processes share no monotonic clock),
 //!   its age then, and its lifetimes. Written with `PX` = what is left of fresh +
@@ -18,24 +18,24 @@
 
 use std::{
     fmt,
-    hash::Hasher,
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use bulwark_http::key_secret::{hex, KeySecret};
 use bulwark_http::redis_link::RedisLink;
 pub(crate) use bulwark_http::redis_link::Unavailable;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use redis::{Client, Cmd, FromRedisValue};
-use siphasher::sip128::{Hasher128, SipHasher13};
 use tokio::time::Instant;
 
 use crate::{key::CacheKey, policy::Lifetimes, store::Entry, KeyBody};
 
-/// Fixed SipHash keys: part of the storage format (changing them orphans every entry).
-const KEY_DIGEST: (u64, u64) = (0x6275_6c77_6172_6b2d, 0x6361_6368_652d_6b31);
-const CHECK_DIGEST: (u64, u64) = (0x6275_6c77_6172_6b2d, 0x6361_6368_652d_6332);
+/// First part of every entry digest (so an entry name never equals a path-set name).
+const ENTRY_DOMAIN: &[u8] = b"bulwark-cache entry";
+/// First part of every path-set digest.
+const PATH_DOMAIN: &[u8] = b"bulwark-cache path";
 
 /// First bytes of an encoded entry: format version 1.
 const MAGIC: &[u8; 4] = b"BWC\x01";
@@ -73,8 +73,16 @@ return #keys
 /// * Fresh hits from memory never touch Redis.
 ///
 /// The connection (a [`redis::aio::ConnectionManager`], which reconnects by itself) is made on
-/// first use, so `new` never fails and never blocks. Entries are keyed by a stable digest
-/// (never the token); see the module source for the format.
+/// first use, so `new` never fails and never blocks.
+///
+/// # Key names and the secret
+/// Entries are named by HMAC-SHA-256 under the deployment's [`KeySecret`] of what keys the
+/// request (its method, target, `Authorization`, `Accept`, vary headers, body for keyed
+/// POSTs): `{prefix}:e:{32 hex}`; the keys of one path's copies are listed in
+/// `{prefix}:p:{32 hex}`. The token is never written, and someone who can read Redis but not
+/// the secret cannot confirm a guessed token against the key names (a public hash would let
+/// them). Every process sharing the cache must be given the same secret; changing it orphans
+/// the stored copies (Redis drops them when their TTL ends).
 ///
 /// # When Redis is down
 /// A call that fails or takes longer than [`timeout`](Self::timeout) counts as a miss: the
@@ -97,14 +105,16 @@ return #keys
 /// # Example
 /// ```no_run
 /// use std::time::Duration;
-/// use bulwark_cache::{RedisStore, StaleCacheLayer};
+/// use bulwark_cache::{KeySecret, RedisStore, StaleCacheLayer};
 ///
-/// # fn main() -> Result<(), redis::RedisError> {
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// // Every process with this layer serves the others' copies when Notion fails.
 /// let client = redis::Client::open("redis://127.0.0.1:6379/")?;
+/// // The same secret in every process, e.g. from the environment; at least 16 bytes.
+/// let secret = KeySecret::new(std::env::var("BULWARK_REDIS_SECRET")?)?;
 /// let cache: StaleCacheLayer = StaleCacheLayer::new()
 ///     .stale_if_error(Duration::from_secs(300))
-///     .store(RedisStore::new(client, "bulwark:notion-cache"));
+///     .store(RedisStore::new(client, "bulwark:notion-cache", secret));
 /// # let _ = cache;
 /// # Ok(())
 /// # }
@@ -112,6 +122,7 @@ return #keys
 #[derive(Clone)]
 pub struct RedisStore {
     prefix: Arc<str>,
+    secret: KeySecret,
     /// The connection and the up/down state, shared by clones.
     link: RedisLink,
 }
@@ -139,14 +150,16 @@ pub(crate) struct SharedKey {
 }
 
 impl RedisStore {
-    /// Entries in the Redis that `client` points to, under keys that start with `key_prefix`.
+    /// Entries in the Redis that `client` points to, under keys that start with `key_prefix`
+    /// and are named with `secret` (see [Key names and the secret](Self#key-names-and-the-secret)).
     ///
     /// Connects on first use (a failure then counts as Redis being down), so this never fails.
     #[must_use]
-    pub fn new(client: Client, key_prefix: impl Into<String>) -> Self {
+    pub fn new(client: Client, key_prefix: impl Into<String>, secret: KeySecret) -> Self {
         let prefix: String = key_prefix.into();
         Self {
             prefix: prefix.into(),
+            secret,
             link: RedisLink::new(client, Duration::from_millis(100)),
         }
     }
@@ -158,8 +171,8 @@ impl RedisStore {
     #[must_use]
     pub fn timeout(self, timeout: Duration) -> Self {
         Self {
-            prefix: self.prefix,
             link: self.link.with_timeout(timeout),
+            ..self
         }
     }
 
@@ -176,14 +189,9 @@ impl RedisStore {
         key: &CacheKey,
         vary: &[HeaderName],
     ) -> SharedKey {
-        let mut digest = SipHasher13::new_with_keys(KEY_DIGEST.0, KEY_DIGEST.1);
-        let mut check = SipHasher13::new_with_keys(CHECK_DIGEST.0, CHECK_DIGEST.1);
-        let mut part = |bytes: &[u8]| {
-            for h in [&mut digest, &mut check] {
-                h.write(&(bytes.len() as u64).to_le_bytes());
-                h.write(bytes);
-            }
-        };
+        let mut digest = self.secret.digest();
+        let mut part = |bytes: &[u8]| digest.part(bytes);
+        part(ENTRY_DOMAIN);
         part(key.method.as_str().as_bytes());
         part(key.target().as_bytes());
         match req.headers().get(header::AUTHORIZATION) {
@@ -207,19 +215,21 @@ impl RedisStore {
                 part(body);
             }
         }
-        let digest = digest.finish128().as_bytes();
+        let digest = digest.finish();
+        let (name, check) = digest.split_at(16);
         SharedKey {
-            entry: format!("{}:e:{}", self.prefix, hex(&digest)),
+            entry: format!("{}:e:{}", self.prefix, hex(name)),
             paths: self.path_set(key.path()),
-            check: check.finish128().as_bytes(),
+            check: check.try_into().unwrap_or_default(),
         }
     }
 
     /// The Redis set holding the keys of `path`'s copies.
     pub(crate) fn path_set(&self, path: &str) -> String {
-        let mut h = SipHasher13::new_with_keys(KEY_DIGEST.0, KEY_DIGEST.1);
-        h.write(path.as_bytes());
-        format!("{}:p:{}", self.prefix, hex(&h.finish128().as_bytes()))
+        let mut digest = self.secret.digest();
+        digest.part(PATH_DOMAIN);
+        digest.part(path.as_bytes());
+        format!("{}:p:{}", self.prefix, hex(&digest.finish()[..16]))
     }
 
     /// The copy stored under `key`, if any is there and readable; its age is brought up to
@@ -296,15 +306,6 @@ fn millis(d: Duration) -> u64 {
 
 fn unix_ms(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, millis)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use fmt::Write;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
 }
 
 /// An entry as stored in Redis, all integers big-endian:
@@ -464,7 +465,9 @@ mod tests {
 
     #[test]
     fn keys_are_stable_and_never_hold_the_token() {
-        let store = RedisStore::new(Client::open("redis://127.0.0.1:1/").unwrap(), "app");
+        let secret = KeySecret::new("a deployment secret, 32 bytes..").unwrap();
+        let client = Client::open("redis://127.0.0.1:1/").unwrap();
+        let store = RedisStore::new(client.clone(), "app", secret);
         let req = |auth: &'static str| {
             Request::get("https://api.test/v1/pages/1?b=2&a=1")
                 .header("authorization", auth)
@@ -483,15 +486,30 @@ mod tests {
             (&a.entry, &a.paths, a.check),
             (&again.entry, &again.paths, again.check)
         );
-        // Fixed by the format (other processes, other builds): these must never change.
+        // Fixed by the format for a given secret (other processes, other builds): these must
+        // never change; the path set is standard HMAC-SHA-256, checked with Python's hmac.
         assert_eq!(a.paths, store.path_set("/v1/pages/1"));
-        assert_eq!(a.entry, "app:e:1aa4959d83f093a3613f0be49fb28ef9");
-        assert_eq!(a.paths, "app:p:e5a38ada051807d7a8909e013d07e589");
+        assert_eq!(a.entry, "app:e:d2e2e969662a60d9b3015a9c818b6e07");
+        assert_eq!(a.paths, "app:p:9868c7de43888bdcc11d993640cf5bc5");
         assert!(a.entry.starts_with("app:e:") && a.entry.len() == "app:e:".len() + 32);
         assert!(!format!("{a:?}").contains("secret"));
         let b = key_of(&req("Bearer other"));
         assert_ne!(a.entry, b.entry);
         assert_eq!(a.paths, b.paths);
+        // Another deployment's secret names everything differently: a key name cannot be
+        // checked against a guessed token without the secret.
+        let other = RedisStore::new(client, "app", KeySecret::new([7u8; 32]).unwrap());
+        let o = {
+            let r = req("Bearer secret");
+            let k = crate::key::build(
+                &r,
+                crate::key::target(&r),
+                &[],
+                &std::collections::hash_map::RandomState::new(),
+            );
+            other.shared_key(&r, &k, &[])
+        };
+        assert_ne!((&a.entry, &a.paths, a.check), (&o.entry, &o.paths, o.check));
         assert_eq!(
             format!("{store:?}"),
             r#"RedisStore { key_prefix: "app", timeout: 100ms, down: false, .. }"#

@@ -55,6 +55,10 @@ pub(crate) mod values {
     /// Waited for an identical request in flight and got the copy it stored.
     pub(crate) const COLLAPSED: HeaderValue =
         HeaderValue::from_static("bulwark; fwd=uri-miss; collapsed");
+    /// The upstream was asked and no response came back (refused, reset, timed out): a stored
+    /// copy answered.
+    pub(crate) const STALE_ERROR: HeaderValue =
+        HeaderValue::from_static("bulwark; fwd=stale; detail=error");
     /// Waited for an identical request in flight, which failed: a stored copy answered.
     pub(crate) const STALE_COLLAPSED: HeaderValue =
         HeaderValue::from_static("bulwark; fwd=stale; collapsed");
@@ -79,15 +83,15 @@ pub(crate) mod values {
     }
 
     /// The upstream was asked and failed, so a stored copy answered: `fwd=stale`, with the
-    /// status the upstream gave when it gave one.
+    /// status the upstream gave, or `detail=error` when no response came back.
     pub(crate) fn stale_after_failure(status: Option<StatusCode>) -> HeaderValue {
         match status {
             Some(status) => HeaderValue::from_str(&format!(
                 "bulwark; fwd=stale; fwd-status={}",
                 status.as_u16()
             ))
-            .unwrap_or(STALE),
-            None => STALE,
+            .unwrap_or(STALE_ERROR),
+            None => STALE_ERROR,
         }
     }
 
@@ -124,12 +128,18 @@ pub(crate) mod values {
         fn members_are_rfc_9211() {
             let s = Duration::from_secs;
             assert_eq!(hit(s(60), s(10), false), "bulwark; hit; ttl=50");
-            assert_eq!(hit(s(0), s(10), true), "bulwark; hit; ttl=-10; detail=shared");
+            assert_eq!(
+                hit(s(0), s(10), true),
+                "bulwark; hit; ttl=-10; detail=shared"
+            );
             assert_eq!(
                 stale_after_failure(Some(StatusCode::BAD_GATEWAY)),
                 "bulwark; fwd=stale; fwd-status=502"
             );
-            assert_eq!(stale_after_failure(None), "bulwark; fwd=stale");
+            assert_eq!(
+                stale_after_failure(None),
+                "bulwark; fwd=stale; detail=error"
+            );
             assert_eq!(forwarded(false, true), "bulwark; fwd=uri-miss; stored");
             assert_eq!(forwarded(true, true), "bulwark; fwd=stale; stored");
             assert_eq!(forwarded(false, false), "bulwark; fwd=uri-miss");

@@ -14,13 +14,18 @@ use std::{
     time::Duration,
 };
 
-use bulwark_cache::{CacheBody, CacheStatus, RedisStore, StaleCacheLayer};
+use bulwark_cache::{CacheBody, CacheStatus, KeySecret, RedisStore, StaleCacheLayer};
 use bulwark_http::{BoxError, BufferedBody};
 use bulwark_testkit::RedisServer;
 use http::{Method, Request, Response};
 use http_body_util::BodyExt;
 use tokio::time::{sleep, timeout, Instant};
 use tower::{util::BoxCloneService, Layer, Service, ServiceExt};
+
+/// The deployment secret every layer of these tests shares.
+fn secret() -> KeySecret {
+    KeySecret::new("the tests' shared key secret....").unwrap()
+}
 
 /// A client of `server`.
 fn client(server: &RedisServer) -> redis::Client {
@@ -74,7 +79,7 @@ impl Upstream {
 fn layer(server: &RedisServer, prefix: &str) -> StaleCacheLayer {
     StaleCacheLayer::new()
         .stale_if_error(Duration::from_secs(300))
-        .store(RedisStore::new(client(server), prefix))
+        .store(RedisStore::new(client(server), prefix, secret()))
 }
 
 fn get(path: &str, token: &str) -> Request<BufferedBody> {
@@ -297,7 +302,7 @@ async fn a_dead_redis_is_a_miss_and_a_restarted_one_is_shared_again() {
 async fn without_redis_the_cache_works_from_memory_at_once() {
     // Nothing listens on this port: every Redis call fails, every request is decided locally.
     let client = redis::Client::open(RedisServer::unused_url()).unwrap();
-    let cache = StaleCacheLayer::new().store(RedisStore::new(client, "test:absent"));
+    let cache = StaleCacheLayer::new().store(RedisStore::new(client, "test:absent", secret()));
     let up = Upstream::new(200);
     let svc = up.behind(&cache);
     let start = Instant::now();
@@ -321,6 +326,7 @@ fn the_redis_feature_keeps_the_service_send() {
     let cache: StaleCacheLayer = StaleCacheLayer::new().store(RedisStore::new(
         redis::Client::open("redis://127.0.0.1:1/").unwrap(),
         "test:auto-traits",
+        secret(),
     ));
     let svc = Upstream::new(200).behind(&cache);
     send(&svc);

@@ -21,7 +21,38 @@ use http::{Response, StatusCode};
 use crate::error::{BodyTooLarge, CircuitOpen, RateLimited};
 
 /// The meaning of one attempt's outcome.
+///
+/// # Non-exhaustive
+///
+/// `Class` is `#[non_exhaustive]` so that a new class (one for an exhausted quota, say: refused
+/// like `Throttled`, but for hours rather than seconds) can be added in a minor release. Code
+/// outside this crate that matches on it needs a `_` arm. Prefer the methods —
+/// [`retry_after`](Self::retry_after), [`is_success`](Self::is_success),
+/// [`is_upstream_failure`](Self::is_upstream_failure), [`is_failure`](Self::is_failure),
+/// [`as_str`](Self::as_str) — which this crate keeps right for every class it adds.
+///
+/// Where a match cannot be avoided, treat a class you do not know like [`Class::Permanent`]:
+/// do not retry it (repeating a request for a reason you cannot name may apply it twice or
+/// hammer an upstream that asked for calm) and do not count it as the upstream failing. The
+/// bulwark layers do exactly that: `RetryLayer` returns the result as it is, `StaleCacheLayer`
+/// serves no stale copy over it, and `CircuitBreakerLayer` records it as neither a success nor
+/// a failure, since unlike a 4xx it proves nothing about the upstream's health.
+///
+/// ```
+/// use bulwark_http::Class;
+///
+/// fn should_retry(class: Class) -> bool {
+///     match class {
+///         Class::Throttled { .. } | Class::Unreachable | Class::Transient { .. } => true,
+///         Class::Success | Class::Permanent | Class::Rejected { .. } => false,
+///         // A class added later: like `Permanent`.
+///         _ => false,
+///     }
+/// }
+/// assert!(should_retry(Class::Unreachable));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Class {
     /// 1xx, 2xx or 3xx: the upstream answered.
     Success,

@@ -44,6 +44,9 @@ pub mod body;
 pub mod classify;
 pub mod error;
 pub mod idempotency;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod key_secret;
 pub mod ratelimit;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -56,6 +59,9 @@ pub use body::{BufferBody, BufferBodyFuture, BufferBodyLayer, BufferedBody};
 pub use classify::{classify_error_chain, Class, Classify, HttpClassifier};
 pub use error::{BodyTooLarge, BoxError, CircuitOpen, InvalidConfig, QuotaPolicy, RateLimited};
 pub use idempotency::{Idempotency, IDEMPOTENCY_KEY};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use key_secret::KeySecret;
 pub use ratelimit::RateLimitInfo;
 pub use rejection::{
     DefaultRenderer, Rejection, RejectionResponse, RejectionResponseLayer, RenderRejection,

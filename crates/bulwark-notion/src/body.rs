@@ -23,10 +23,10 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{error::UnexpectedResponse, NotionError};
+use crate::{defaults, error::UnexpectedResponse, NotionError};
 
-/// The default largest response body read: 32 MiB.
-pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
+/// The default largest response body read: 32 MiB ([`defaults::MAX_RESPONSE_BYTES`]).
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = defaults::MAX_RESPONSE_BYTES;
 
 /// Reads each response into a [`BufferedBody`] and attaches the parsed [`NotionError`] (or an
 /// [`UnexpectedResponse`]) to error responses as an extension, so

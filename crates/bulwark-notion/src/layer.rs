@@ -14,8 +14,8 @@ use bulwark_breaker::{
 };
 use bulwark_bucket::{BucketStats, KeyedBy, Rate, TokenBucket, TokenBucketLayer};
 use bulwark_cache::{CacheBody, CacheStats, StaleCache, StaleCacheLayer};
-use bulwark_http::{BoxError, BufferedBody, Idempotency, InvalidConfig};
-use bulwark_retry::{Backoff, Jitter, Retry, RetryLayer, RetryStats};
+use bulwark_http::{BoxError, BufferedBody, InvalidConfig};
+use bulwark_retry::{Backoff, Retry, RetryLayer, RetryStats};
 use http::{header, HeaderName, HeaderValue, Method, Request, Response};
 use serde_json::Value;
 use tower::timeout::{Timeout, TimeoutLayer};
@@ -23,18 +23,17 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::{
-    routes, NotionBody, NotionBodyLayer, NotionBreakerClassifier, NotionClassifier,
-    DEFAULT_MAX_RESPONSE_BYTES,
+    defaults, routes, NotionBody, NotionBodyLayer, NotionBreakerClassifier, NotionClassifier,
 };
 
-/// The `Notion-Version` the preset sends unless told otherwise.
-pub const DEFAULT_NOTION_VERSION: &str = "2025-09-03";
+/// The `Notion-Version` the preset sends unless told otherwise ([`defaults::NOTION_VERSION`]).
+pub const DEFAULT_NOTION_VERSION: &str = defaults::NOTION_VERSION;
 
 /// The `Notion-Version` header name.
 pub const NOTION_VERSION: HeaderName = HeaderName::from_static("notion-version");
 
-/// The `User-Agent` the preset sends unless the request has one.
-pub const DEFAULT_USER_AGENT: &str = concat!("bulwark-notion/", env!("CARGO_PKG_VERSION"));
+/// The `User-Agent` the preset sends unless the request has one ([`defaults::USER_AGENT`]).
+pub const DEFAULT_USER_AGENT: &str = defaults::USER_AGENT;
 
 /// Picks a request's bucket: a stable hash of its `Authorization` header (one bucket per
 /// token, and the token itself is never kept); `None` (no header) uses the shared bucket.
@@ -115,36 +114,36 @@ impl NotionLayerBuilder {
     /// Notion's defaults (see [`NotionLayer`]).
     pub fn new() -> Self {
         let retry = RetryLayer::new()
-            .max_retries(3)
+            .max_retries(defaults::MAX_RETRIES)
             .backoff(
-                Backoff::exponential(Duration::from_secs(1))
-                    .max_delay(Duration::from_secs(30))
-                    .jitter(Jitter::Full),
+                Backoff::exponential(defaults::BACKOFF_BASE)
+                    .max_delay(defaults::BACKOFF_CAP)
+                    .jitter(defaults::JITTER),
             )
-            .max_retry_after(Duration::from_secs(60))
-            .idempotency(Idempotency::methods_only().allow(routes::is_idempotent))
+            .max_retry_after(defaults::MAX_RETRY_AFTER)
+            .idempotency(defaults::idempotency())
             .classify(NotionClassifier);
         let breaker = CircuitBreakerLayer::builder()
-            .consecutive_failures(5)
-            .failure_ratio(0.5)
-            .minimum_calls(10)
-            .window(Window::time(Duration::from_secs(30)))
-            .break_duration(Duration::from_secs(30))
-            .max_break_duration(Duration::from_secs(30))
+            .consecutive_failures(defaults::CONSECUTIVE_FAILURES)
+            .failure_ratio(defaults::FAILURE_RATIO)
+            .minimum_calls(defaults::MINIMUM_CALLS)
+            .window(Window::time(defaults::WINDOW))
+            .break_duration(defaults::BREAK_DURATION)
+            .max_break_duration(defaults::MAX_BREAK_DURATION)
             .classify(NotionBreakerClassifier);
-        let bucket = TokenBucketLayer::new(Rate::per_second(3))
-            .burst(3)
-            .max_wait(Duration::from_secs(30))
-            .pause_on_retry_after(true)
+        let bucket = TokenBucketLayer::new(Rate::per_second(defaults::RATE_PER_SECOND))
+            .burst(defaults::BURST)
+            .max_wait(defaults::MAX_WAIT)
+            .pause_on_retry_after(defaults::PAUSE_ON_RETRY_AFTER)
             .classify(NotionClassifier)
             .keyed(token_key as TokenKey);
         let cache = default_cache();
         Self {
             token: None,
-            version: DEFAULT_NOTION_VERSION.to_owned(),
-            user_agent: DEFAULT_USER_AGENT.to_owned(),
-            attempt_timeout: Duration::from_secs(60),
-            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            version: defaults::NOTION_VERSION.to_owned(),
+            user_agent: defaults::USER_AGENT.to_owned(),
+            attempt_timeout: defaults::ATTEMPT_TIMEOUT,
+            max_response_bytes: defaults::MAX_RESPONSE_BYTES,
             retry,
             breaker,
             bucket,
@@ -161,38 +160,57 @@ impl NotionLayerBuilder {
     }
 
     /// The `Notion-Version` sent on requests that carry none. Defaults to
-    /// [`DEFAULT_NOTION_VERSION`] (`2025-09-03`).
+    /// [`defaults::NOTION_VERSION`] (`2025-09-03`).
+    ///
+    /// ```
+    /// assert_eq!(bulwark_notion::defaults::NOTION_VERSION, "2025-09-03");
+    /// ```
     pub fn notion_version(mut self, version: impl Into<String>) -> Self {
         self.version = version.into();
         self
     }
 
     /// The `User-Agent` sent on requests that carry none. Defaults to
-    /// [`DEFAULT_USER_AGENT`] (`bulwark-notion/<version>`).
+    /// [`defaults::USER_AGENT`] (`bulwark-notion/<version>`).
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
         self.user_agent = user_agent.into();
         self
     }
 
-    /// How long one attempt (request and response body) may take. Defaults to 60 s, Notion's
-    /// own maximum.
+    /// How long one attempt (request and response body) may take. Defaults to
+    /// [`defaults::ATTEMPT_TIMEOUT`], 60 s, Notion's own maximum.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// assert_eq!(bulwark_notion::defaults::ATTEMPT_TIMEOUT, Duration::from_secs(60));
+    /// ```
     pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
         self.attempt_timeout = timeout;
         self
     }
 
-    /// The largest response body read. Defaults to 32 MiB.
+    /// The largest response body read. Defaults to [`defaults::MAX_RESPONSE_BYTES`], 32 MiB.
+    ///
+    /// ```
+    /// assert_eq!(bulwark_notion::defaults::MAX_RESPONSE_BYTES, 32 << 20);
+    /// ```
     pub fn max_response_bytes(mut self, limit: usize) -> Self {
         self.max_response_bytes = limit;
         self
     }
 
-    /// Adjusts the retry layer. Defaults: 3 retries, exponential backoff from 1 s capped at
-    /// 30 s with full jitter, `Retry-After` honoured up to 60 s, the default retry budget,
-    /// idempotent = RFC 9110 methods plus the read-only POSTs ([`routes`]).
+    /// Adjusts the retry layer. Defaults ([`defaults`]): 3 retries, exponential backoff from
+    /// 1 s capped at 30 s with full jitter, `Retry-After` honoured up to 60 s, the default retry
+    /// budget, idempotent = RFC 9110 methods plus the read-only POSTs
+    /// ([`defaults::idempotency`]).
     ///
     /// ```
-    /// use bulwark_notion::NotionLayer;
+    /// use std::time::Duration;
+    /// use bulwark_notion::{defaults::*, NotionLayer};
+    ///
+    /// let s = Duration::from_secs;
+    /// assert_eq!((MAX_RETRIES, BACKOFF_BASE, BACKOFF_CAP, MAX_RETRY_AFTER), (3, s(1), s(30), s(60)));
+    /// assert_eq!(JITTER, bulwark_retry::Jitter::Full);
     ///
     /// let layer = NotionLayer::builder().retry(|r| r.max_retries(5)).build()?;
     /// # let _ = layer;
@@ -203,26 +221,49 @@ impl NotionLayerBuilder {
         self
     }
 
-    /// Adjusts the circuit breaker. Defaults: opens after 5 consecutive failures or 50 % of at
-    /// least 10 calls in a 30 s window; a 30 s break (`max_break_duration` 30 s: set it higher
-    /// for breaks that double after each failed probe). Classifies with
+    /// Adjusts the circuit breaker. Defaults ([`defaults`]): opens after 5 consecutive failures
+    /// or 50 % of at least 10 calls in a 30 s window; a 30 s break (`max_break_duration` 30 s:
+    /// set it higher for breaks that double after each failed probe). Classifies with
     /// [`NotionBreakerClassifier`]: a 409 is the caller's data collision, not Notion failing.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// use bulwark_notion::defaults::*;
+    ///
+    /// let s = Duration::from_secs;
+    /// assert_eq!((CONSECUTIVE_FAILURES, FAILURE_RATIO, MINIMUM_CALLS, WINDOW), (5, 0.5, 10, s(30)));
+    /// assert_eq!((BREAK_DURATION, MAX_BREAK_DURATION), (s(30), s(30)));
+    /// ```
     pub fn breaker(mut self, f: impl FnOnce(NotionBreaker) -> NotionBreaker) -> Self {
         self.breaker = f(self.breaker);
         self
     }
 
-    /// Adjusts the token bucket. Defaults: 3 requests/s, burst 3, one bucket per token
-    /// ([`token_key`]), paused by `Retry-After`, callers wait up to 30 s.
+    /// Adjusts the token bucket. Defaults ([`defaults`]): 3 requests/s, burst 3, one bucket per
+    /// token ([`token_key`]), paused by `Retry-After`, callers wait up to 30 s.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// use bulwark_notion::defaults::*;
+    ///
+    /// assert_eq!((RATE_PER_SECOND, BURST, PAUSE_ON_RETRY_AFTER), (3, 3, true));
+    /// assert_eq!(MAX_WAIT, Duration::from_secs(30));
+    /// ```
     pub fn bucket(mut self, f: impl FnOnce(NotionBucket) -> NotionBucket) -> Self {
         self.bucket = f(self.bucket);
         self
     }
 
     /// Adjusts the stale cache (and switches it back on after
-    /// [`without_cache`](Self::without_cache)). Defaults: GET reads and read-only POSTs, always
-    /// live, stale-if-error 5 min, keyed with `Notion-Version`, the token's hash and the
+    /// [`without_cache`](Self::without_cache)). Defaults: GET reads and read-only POSTs
+    /// ([`routes::is_cacheable`]), always live, stale-if-error 5 min
+    /// ([`defaults::STALE_IF_ERROR`]), keyed with `Notion-Version`, the token's hash and the
     /// canonical JSON body.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// assert_eq!(bulwark_notion::defaults::STALE_IF_ERROR, Duration::from_secs(5 * 60));
+    /// ```
     pub fn cache(mut self, f: impl FnOnce(NotionCache) -> NotionCache) -> Self {
         let cache = self.cache.take().unwrap_or_else(default_cache);
         self.cache = Some(f(cache));
@@ -302,7 +343,7 @@ impl NotionLayerBuilder {
 /// `Notion-Version` (the token's hash and the body are always part of the key).
 fn default_cache() -> NotionCache {
     StaleCacheLayer::<bulwark_http::HttpClassifier, BufferedBody>::new()
-        .stale_if_error(Duration::from_secs(5 * 60))
+        .stale_if_error(defaults::STALE_IF_ERROR)
         .cacheable(routes::is_cacheable)
         .vary_headers([NOTION_VERSION])
         .classify(NotionClassifier)

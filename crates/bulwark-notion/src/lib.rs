@@ -5,17 +5,42 @@
 //!
 //! | layer | Notion's defaults |
 //! |---|---|
-//! | stale cache | GET reads and read-only POSTs (`search`, `…/query`); always live, the last good answer (marked `Cache-Status: …; fwd=stale`) for up to 5 min when Notion fails; keyed by `Notion-Version`, the token's hash and the canonical JSON body |
-//! | retry | 3 retries, exponential from 1 s capped at 30 s, full jitter; `Retry-After` honoured up to 60 s; 429/529 retried for any request, 5xx/409/timeouts only for idempotent requests — GET, PUT, DELETE and the read-only POSTs; never PATCH or `POST /v1/pages` |
-//! | circuit breaker | opens after 5 consecutive failures or 50 % of ≥ 10 calls in 30 s; 30 s break; a 409 does not count |
+//! | stale cache | GET reads and read-only POSTs (`search`, `…/query`); always live, the last good answer (marked `Age`, `Cache-Status: bulwark; fwd=stale; fwd-status=503`, or `bulwark; hit; ttl=-N` when the breaker or bucket refused it unsent) for up to 5 min when Notion fails; keyed by `Notion-Version`, the token's hash and the canonical JSON body |
+//! | retry | 3 retries, exponential from 1 s capped at 30 s, full jitter; `Retry-After` honoured up to 60 s; 429/529 retried for any request, 5xx/409/timeouts only for idempotent requests — RFC 9110's methods (GET, HEAD, PUT, DELETE, …) and the read-only POSTs; never PATCH or `POST /v1/pages` |
+//! | circuit breaker | opens after 5 consecutive failures or 50 % of ≥ 10 calls in 30 s; 30 s break, not growing; a 409 does not count |
 //! | token bucket | 3 requests/s, burst 3, one bucket per token, paused by Notion's `Retry-After`, callers wait up to 30 s |
 //! | per-attempt timeout | 60 s (Notion's own maximum) |
 //! | [`NotionBodyLayer`] | reads the answer, parses Notion's error body for [`NotionClassifier`] |
 //!
-//! and sets `Authorization`, `Notion-Version` (`2025-09-03`) and a `User-Agent`. Every
-//! default can be changed through a closure on the sub-layer (`.retry(|r| r.max_retries(5))`,
-//! `.bucket(..)`, `.breaker(..)`, `.cache(..)`), and the cache switched off
-//! (`.without_cache()`).
+//! and sets `Authorization`, `Notion-Version` (`2025-09-03`) and a `User-Agent`. The values
+//! live in [`defaults`], and this table is checked against them:
+//!
+//! ```
+//! use std::time::Duration;
+//! use bulwark_notion::defaults::*;
+//! use http::{Method, Request};
+//!
+//! let s = Duration::from_secs;
+//! let repeats = |m: Method, path: &str| {
+//!     idempotency().is_idempotent(&Request::builder().method(m).uri(path).body(()).unwrap())
+//! };
+//! assert_eq!(STALE_IF_ERROR, s(5 * 60));
+//! assert_eq!((MAX_RETRIES, BACKOFF_BASE, BACKOFF_CAP, MAX_RETRY_AFTER), (3, s(1), s(30), s(60)));
+//! assert_eq!(JITTER, bulwark_retry::Jitter::Full);
+//! for m in [Method::GET, Method::HEAD, Method::PUT, Method::DELETE] {
+//!     assert!(repeats(m, "/v1/blocks/b"));
+//! }
+//! assert!(repeats(Method::POST, "/v1/search") && repeats(Method::POST, "/v1/data_sources/d/query"));
+//! assert!(!repeats(Method::PATCH, "/v1/pages/p") && !repeats(Method::POST, "/v1/pages"));
+//! assert_eq!((CONSECUTIVE_FAILURES, FAILURE_RATIO, MINIMUM_CALLS, WINDOW), (5, 0.5, 10, s(30)));
+//! assert_eq!((BREAK_DURATION, MAX_BREAK_DURATION), (s(30), s(30)));
+//! assert_eq!((RATE_PER_SECOND, BURST, PAUSE_ON_RETRY_AFTER, MAX_WAIT), (3, 3, true, s(30)));
+//! assert_eq!((ATTEMPT_TIMEOUT, NOTION_VERSION), (s(60), "2025-09-03"));
+//! ```
+//!
+//! Every default can be changed through a closure on the sub-layer
+//! (`.retry(|r| r.max_retries(5))`, `.bucket(..)`, `.breaker(..)`, `.cache(..)`), and the cache
+//! switched off (`.without_cache()`).
 //!
 //! Also here: [`NotionError`] (every documented code, and `Unknown`), Notion-style
 //! rejections for proxies ([`rejection_layer`]), and a ready [`Client`] (feature `client`, on
@@ -74,6 +99,7 @@ mod body;
 mod classify;
 #[cfg(feature = "client")]
 mod client;
+pub mod defaults;
 pub mod error;
 mod layer;
 pub mod rejection;
@@ -93,3 +119,9 @@ pub use layer::{
     DEFAULT_USER_AGENT, NOTION_VERSION,
 };
 pub use rejection::{rejection_error, rejection_layer, render_rejection};
+
+/// The README's examples and defaults table, compiled (and run, where they need no network) as
+/// doc tests.
+#[cfg(all(doctest, feature = "client"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -116,6 +116,8 @@ fn decide<C>(
         Class::Success | Class::Permanent | Class::Rejected { .. } => return Err(None),
         Class::Transient { .. } if !idempotent() => return Err(Some(GiveUp::NotIdempotent)),
         Class::Throttled { .. } | Class::Unreachable | Class::Transient { .. } => {}
+        // A class added to `bulwark-http` later: not retried, like `Permanent` (see `Class`).
+        _ => return Err(None),
     }
     if attempt > policy.max_retries {
         return Err(Some(GiveUp::MaxRetries));
