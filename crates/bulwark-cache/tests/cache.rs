@@ -220,6 +220,23 @@ async fn an_open_circuit_inside_is_answered_stale() {
     );
 }
 
+/// Two identical requests, the second sent while the first is in flight.
+async fn two_at_once<S>(svc: &S, path: &str) -> (S::Response, S::Response)
+where
+    S: tower::Service<Request<BufferedBody>> + Clone + Send + 'static,
+    S::Future: Send,
+    S::Response: Send + 'static,
+    S::Error: std::fmt::Debug + Send + 'static,
+{
+    let leader = tokio::spawn(svc.clone().oneshot(get(path, "t")));
+    tokio::task::yield_now().await;
+    let follower = tokio::spawn(svc.clone().oneshot(get(path, "t")));
+    (
+        leader.await.unwrap().unwrap(),
+        follower.await.unwrap().unwrap(),
+    )
+}
+
 #[tokio::test(start_paused = true)]
 async fn cache_status_says_what_happened_rfc_9211() {
     let status = |res: &Response<_>| {
@@ -236,13 +253,7 @@ async fn cache_status_says_what_happened_rfc_9211() {
     let svc = cache.layer(up.service());
 
     // A miss two callers share: the leader stores, the follower is collapsed onto it.
-    let leader = tokio::spawn(svc.clone().oneshot(get("/a", "t")));
-    tokio::task::yield_now().await;
-    let follower = tokio::spawn(svc.clone().oneshot(get("/a", "t")));
-    let (leader, follower) = (
-        leader.await.unwrap().unwrap(),
-        follower.await.unwrap().unwrap(),
-    );
+    let (leader, follower) = two_at_once(&svc, "/a").await;
     assert_eq!(status(&leader), ["bulwark; fwd=uri-miss; stored"]);
     assert_eq!(status(&follower), ["bulwark; fwd=uri-miss; collapsed"]);
     assert_eq!(up.calls(), 1);
@@ -267,13 +278,7 @@ async fn cache_status_says_what_happened_rfc_9211() {
     // A failure two callers share: both get the stored copy; the leader saw the 503.
     tokio::time::advance(Duration::from_secs(40)).await;
     up.set(Next::SlowStatus(50, 503));
-    let leader = tokio::spawn(svc.clone().oneshot(get("/a", "t")));
-    tokio::task::yield_now().await;
-    let follower = tokio::spawn(svc.clone().oneshot(get("/a", "t")));
-    let (leader, follower) = (
-        leader.await.unwrap().unwrap(),
-        follower.await.unwrap().unwrap(),
-    );
+    let (leader, follower) = two_at_once(&svc, "/a").await;
     assert_eq!(status(&leader), ["bulwark; fwd=stale; fwd-status=503"]);
     assert_eq!(status(&follower), ["bulwark; fwd=stale; collapsed"]);
     assert_eq!(body(follower).await, "v2");
