@@ -19,7 +19,7 @@ use crate::{
     gcra::Gcra,
     remote::{self, Acquiring, Pausing, Remote},
     shared::{BucketRef, Lane, Mode, Shared},
-    store::{Grant, LocalBucket},
+    store::{LocalBucket, Queued, Ticket, Turn},
 };
 #[cfg(feature = "redis")]
 use crate::{
@@ -27,37 +27,11 @@ use crate::{
     remote::{Asking, Exclusive, PausingUpstream, RemoteSlot},
 };
 
-/// A reserved slot: given back if the waiter leaves before using it.
-pub(crate) struct Reservation {
-    bucket: Arc<LocalBucket>,
-    grant: Grant,
-    gcra: Gcra,
-    used: bool,
-}
-
-impl Reservation {
-    pub(crate) fn new(bucket: Arc<LocalBucket>, grant: Grant, gcra: Gcra) -> Self {
-        Self {
-            bucket,
-            grant,
-            gcra,
-            used: false,
-        }
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        if !self.used {
-            self.bucket.give_back(&self.gcra, self.grant);
-        }
-    }
-}
-
 pin_project! {
     /// Response future of [`TokenBucket`](crate::TokenBucket).
     ///
-    /// Dropping it while it waits for its token gives the token back where possible.
+    /// Dropping it while it waits for its token takes it out of the bucket's queue, wherever
+    /// it stands: the waiters behind it move up.
     pub struct ResponseFuture<S, B, C, K>
     where
         S: Service<Request<B>>,
@@ -97,7 +71,12 @@ pin_project! {
         sleep: Sleep,
         request: Option<Request<B>>,
         inner: Option<S>,
-        reservation: Option<Reservation>,
+        // A place in the local bucket's queue; none for a slot Redis reserved (`sleep` is set
+        // to it).
+        ticket: Option<Ticket>,
+        // The latest admission time (nanoseconds since the layer's creation): an upstream
+        // pause that pushes the turn past it refuses the request instead.
+        deadline: u64,
     }
 }
 
@@ -142,21 +121,22 @@ where
     }
 
     pub(crate) fn waiting(
-        until: Instant,
+        ticket: Ticket,
+        deadline: u64,
         request: Request<B>,
         inner: S,
-        reservation: Reservation,
         shared: Lane<K>,
         classify: C,
     ) -> Self {
-        let bucket = Some(BucketRef::Own(Arc::clone(&reservation.bucket)));
+        let bucket = Some(BucketRef::Own(Arc::clone(ticket.bucket())));
         Self {
             state: State::Waiting {
                 waiting: Box::pin(Waiting {
-                    sleep: tokio::time::sleep_until(until),
+                    sleep: tokio::time::sleep_until(Instant::now()),
                     request: Some(request),
                     inner: Some(inner),
-                    reservation: Some(reservation),
+                    ticket: Some(ticket),
+                    deadline,
                 }),
             },
             bucket,
@@ -278,18 +258,54 @@ where
                 }
                 StateProj::Waiting { waiting } => {
                     let WaitingProj {
-                        sleep,
+                        mut sleep,
                         request,
                         inner,
-                        reservation,
+                        ticket,
+                        deadline,
                     } = waiting.as_mut().project();
-                    ready!(sleep.poll(cx));
+                    match ticket {
+                        // A slot Redis reserved: its time is fixed.
+                        None => ready!(sleep.as_mut().poll(cx)),
+                        Some(ticket) => {
+                            let shared: &Shared<K> = this.shared;
+                            let Mode::Limited(gcra) = shared.mode else {
+                                return Poll::Ready(Err(
+                                    "bulwark-bucket: queued without a limit".into()
+                                ));
+                            };
+                            loop {
+                                let now = shared.now();
+                                match ticket.turn(&gcra, now, cx.waker()) {
+                                    Turn::Go => break,
+                                    Turn::Wait => return Poll::Pending,
+                                    Turn::SleepUntil(due) if due > *deadline => {
+                                        // Paused past what this caller agreed to wait: refused,
+                                        // and out of the queue at once.
+                                        let wait = Duration::from_nanos(due - now);
+                                        waiting.set(Waiting {
+                                            sleep: tokio::time::sleep_until(Instant::now()),
+                                            request: None,
+                                            inner: None,
+                                            ticket: None,
+                                            deadline: 0,
+                                        });
+                                        return Poll::Ready(Err(shared.reject(wait).into()));
+                                    }
+                                    Turn::SleepUntil(due) => {
+                                        let at = shared.instant_at(due);
+                                        if sleep.deadline() != at {
+                                            sleep.as_mut().reset(at);
+                                        }
+                                        ready!(sleep.as_mut().poll(cx));
+                                    }
+                                }
+                            }
+                        }
+                    }
                     let (Some(request), Some(mut inner)) = (request.take(), inner.take()) else {
                         return Poll::Ready(Err("polled after completion".into()));
                     };
-                    if let Some(mut reservation) = reservation.take() {
-                        reservation.used = true;
-                    }
                     this.shared
                         .counters()
                         .admitted
@@ -382,7 +398,15 @@ where
         Answer::Admit { wait, .. } => {
             let wait_ns = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
             shared.note_wait(wait_ns);
-            wait_then_call(Instant::now() + wait, request, inner, None)
+            State::Waiting {
+                waiting: Box::pin(Waiting {
+                    sleep: tokio::time::sleep_until(Instant::now() + wait),
+                    request: Some(request),
+                    inner: Some(inner),
+                    ticket: None,
+                    deadline: u64::MAX,
+                }),
+            }
         }
     }
 }
@@ -400,42 +424,57 @@ where
     S: Service<Request<B>>,
 {
     let now = shared.now();
-    match bucket.get(shared).acquire(&gcra, now, shared.max_wait) {
-        Err(wait) => State::Rejected {
-            rejection: Some(shared.reject(Duration::from_nanos(wait))),
-        },
-        Ok(grant) if grant.wait == 0 => {
+    match admit_locally(shared, bucket, &gcra, now) {
+        Local::Go => {
             shared.counters().admitted.fetch_add(1, Ordering::Relaxed);
             State::Calling {
                 future: inner.call(request),
             }
         }
-        Ok(grant) => {
-            shared.note_wait(grant.wait);
-            let until = shared.instant_at(now.saturating_add(grant.wait));
-            let reservation = Reservation::new(bucket.to_arc(shared), grant, gcra);
-            wait_then_call(until, request, inner, Some(reservation))
-        }
+        Local::Refuse(rejection) => State::Rejected {
+            rejection: Some(rejection),
+        },
+        Local::Queue(ticket) => State::Waiting {
+            waiting: Box::pin(Waiting {
+                sleep: tokio::time::sleep_until(Instant::now()),
+                request: Some(request),
+                inner: Some(inner),
+                ticket: Some(ticket),
+                deadline: now.saturating_add(shared.max_wait),
+            }),
+        },
     }
 }
 
-#[cfg(feature = "redis")]
-fn wait_then_call<S, B>(
-    until: Instant,
-    request: Request<B>,
-    inner: S,
-    reservation: Option<Reservation>,
-) -> State<S, B>
-where
-    S: Service<Request<B>>,
-{
-    State::Waiting {
-        waiting: Box::pin(Waiting {
-            sleep: tokio::time::sleep_until(until),
-            request: Some(request),
-            inner: Some(inner),
-            reservation,
-        }),
+/// What the local bucket says about a request at `now`.
+pub(crate) enum Local {
+    /// A token was free and nobody waits: go now.
+    Go,
+    /// Its turn does not come within `max_wait`.
+    Refuse(RateLimited),
+    /// A place in the queue.
+    Queue(Ticket),
+}
+
+/// Asks `bucket` for a token at `now`: at once, or a place in its queue.
+#[inline]
+pub(crate) fn admit_locally<K>(
+    shared: &Shared<K>,
+    bucket: &BucketRef,
+    gcra: &Gcra,
+    now: u64,
+) -> Local {
+    let local = bucket.get(shared);
+    if local.try_acquire(gcra, now) {
+        return Local::Go;
+    }
+    match LocalBucket::enqueue(&bucket.to_arc(shared), gcra, now, shared.max_wait) {
+        None => Local::Go,
+        Some(Queued::Refuse(wait)) => Local::Refuse(shared.reject(Duration::from_nanos(wait))),
+        Some(Queued::Wait { ticket, wait }) => {
+            shared.note_wait(wait);
+            Local::Queue(ticket)
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use crate::{
-    future::{Reservation, ResponseFuture},
+    future::{admit_locally, Local, ResponseFuture},
     key::{KeyExtractor, Unkeyed},
     shared::{Hub, Mode, Shared},
     stats::BucketStats,
@@ -147,12 +147,8 @@ where
         }
         let bucket = shared.bucket(key);
         let now = shared.now();
-        match bucket.get(shared).acquire(&gcra, now, shared.max_wait) {
-            Err(wait) => {
-                let rejection = shared.reject(Duration::from_nanos(wait));
-                ResponseFuture::rejected(rejection, self.shared.lane(), self.classify.clone())
-            }
-            Ok(grant) if grant.wait == 0 => {
+        match admit_locally(shared, &bucket, &gcra, now) {
+            Local::Go => {
                 shared.counters().admitted.fetch_add(1, Ordering::Relaxed);
                 let future = self.inner.call(req);
                 ResponseFuture::calling(
@@ -162,18 +158,18 @@ where
                     self.classify.clone(),
                 )
             }
-            Ok(grant) => {
-                shared.note_wait(grant.wait);
+            Local::Refuse(rejection) => {
+                ResponseFuture::rejected(rejection, self.shared.lane(), self.classify.clone())
+            }
+            Local::Queue(ticket) => {
                 // The readied service goes into the future; a clone stays behind.
                 let clone = self.inner.clone();
                 let inner = std::mem::replace(&mut self.inner, clone);
-                let until = shared.instant_at(now.saturating_add(grant.wait));
-                let reservation = Reservation::new(bucket.to_arc(shared), grant, gcra);
                 ResponseFuture::waiting(
-                    until,
+                    ticket,
+                    now.saturating_add(shared.max_wait),
                     req,
                     inner,
-                    reservation,
                     self.shared.lane(),
                     self.classify.clone(),
                 )

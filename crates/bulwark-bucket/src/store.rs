@@ -1,41 +1,77 @@
 //! Where buckets live: one local bucket, or one per key in a bounded map.
 
 use std::{
+    collections::VecDeque,
     hash::Hash,
     sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc, Mutex, MutexGuard, PoisonError,
     },
+    task::Waker,
     time::Duration,
 };
 
 use crate::gcra::Gcra;
 
-/// One bucket: its theoretical arrival time, in nanoseconds since the layer was created.
+/// One bucket: its theoretical arrival time, in nanoseconds since the layer was created, and
+/// the queue of requests waiting for a token.
+///
+/// Admission is GCRA on the TAT alone (one compare-and-swap), so the rate bound holds for
+/// every admission whatever the queue does. A request that cannot go at once joins the FIFO
+/// queue; only its head sleeps, until the GCRA says its token is due, then takes it with the
+/// same compare-and-swap and hands the head to the next waiter. Nothing is reserved ahead of
+/// time: a waiter that leaves (its future dropped) is simply removed, wherever it stands, and
+/// everyone behind it moves up. While anyone waits, new requests queue behind them.
 #[derive(Debug, Default)]
 pub(crate) struct LocalBucket {
     tat: AtomicU64,
+    /// Waiters in `queue`, readable without the lock by the admission fast path.
+    queued: AtomicUsize,
+    queue: Mutex<Queue>,
 }
 
-/// A successful acquisition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Grant {
-    /// Nanoseconds to wait before sending.
-    pub(crate) wait: u64,
-    /// The TAT this grant moved the bucket to (to give the slot back if the waiter leaves).
-    pub(crate) tat: u64,
+/// The waiters of one bucket, oldest first.
+#[derive(Debug, Default)]
+struct Queue {
+    next_id: u64,
+    waiters: VecDeque<Waiter>,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    id: u64,
+    /// Woken when it becomes the head.
+    waker: Option<Waker>,
+}
+
+/// Why a request cannot be admitted at once.
+#[derive(Debug)]
+pub(crate) enum Queued {
+    /// Its turn comes within `max_wait`, after about `wait` nanoseconds: a place in the queue.
+    Wait { ticket: Ticket, wait: u64 },
+    /// Not within `max_wait`: the wait it would have had, in nanoseconds.
+    Refuse(u64),
 }
 
 impl LocalBucket {
-    /// Takes a token now, or reserves the next slot if it comes within `max_wait`; otherwise
-    /// `Err(wait)` and nothing is reserved.
+    fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes a token at `now` if one is free and nobody is waiting; `false` otherwise.
     #[inline]
-    pub(crate) fn acquire(&self, gcra: &Gcra, now: u64, max_wait: u64) -> Result<Grant, u64> {
+    pub(crate) fn try_acquire(&self, gcra: &Gcra, now: u64) -> bool {
+        self.queued.load(Ordering::SeqCst) == 0 && self.take(gcra, now)
+    }
+
+    /// The GCRA compare-and-swap: takes a token if one is free at `now`.
+    #[inline]
+    fn take(&self, gcra: &Gcra, now: u64) -> bool {
         let mut tat = self.tat.load(Ordering::Acquire);
         loop {
             let decision = gcra.decide(tat, now);
-            if decision.wait > max_wait {
-                return Err(decision.wait);
+            if decision.wait > 0 {
+                return false;
             }
             match self.tat.compare_exchange_weak(
                 tat,
@@ -43,28 +79,54 @@ impl LocalBucket {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => {
-                    return Ok(Grant {
-                        wait: decision.wait,
-                        tat: decision.new_tat,
-                    })
-                }
+                Ok(_) => return true,
                 Err(actual) => tat = actual,
             }
         }
     }
 
-    /// Gives a reserved slot back, if nobody reserved after it (otherwise the slot simply
-    /// passes unused: the TAT is a time, so nothing is lost for good).
-    pub(crate) fn give_back(&self, gcra: &Gcra, grant: Grant) -> bool {
-        self.tat
-            .compare_exchange(
-                grant.tat,
-                grant.tat.saturating_sub(gcra.interval),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .is_ok()
+    /// How long a request arriving at `now` would wait: for the next free token, then one
+    /// interval for each waiter ahead of it.
+    fn wait_behind(&self, gcra: &Gcra, now: u64, ahead: usize) -> u64 {
+        let first = gcra.decide(self.tat.load(Ordering::Acquire), now).wait;
+        first.saturating_add(gcra.interval.saturating_mul(ahead as u64))
+    }
+
+    /// After [`try_acquire`](Self::try_acquire) failed: a place in the queue if the turn comes
+    /// within `max_wait`, or the wait it would have had. Admits at once (`None`) if a token
+    /// freed up and nobody waits.
+    pub(crate) fn enqueue(
+        self: &Arc<Self>,
+        gcra: &Gcra,
+        now: u64,
+        max_wait: u64,
+    ) -> Option<Queued> {
+        // Refusals (reject mode, a long queue) decide without the lock.
+        let guess = self.wait_behind(gcra, now, self.queued.load(Ordering::SeqCst));
+        if guess > max_wait && max_wait == 0 {
+            return Some(Queued::Refuse(guess));
+        }
+        let mut queue = self.lock();
+        let ahead = queue.waiters.len();
+        if ahead == 0 && self.take(gcra, now) {
+            return None;
+        }
+        let wait = self.wait_behind(gcra, now, ahead);
+        if wait > max_wait {
+            return Some(Queued::Refuse(wait));
+        }
+        let id = queue.next_id;
+        queue.next_id += 1;
+        queue.waiters.push_back(Waiter { id, waker: None });
+        self.queued.store(queue.waiters.len(), Ordering::SeqCst);
+        Some(Queued::Wait {
+            ticket: Ticket {
+                bucket: Arc::clone(self),
+                id,
+                done: false,
+            },
+            wait,
+        })
     }
 
     /// Counts an admission decided elsewhere (by Redis) at `now`, whatever the bucket holds,
@@ -78,7 +140,8 @@ impl LocalBucket {
             });
     }
 
-    /// Lets nothing through before `until` (nanoseconds since creation).
+    /// Lets nothing through before `until` (nanoseconds since creation). The head of the
+    /// queue finds out when it wakes and sleeps again.
     pub(crate) fn pause(&self, gcra: &Gcra, until: u64) {
         self.tat
             .fetch_max(gcra.paused_until(until), Ordering::AcqRel);
@@ -86,6 +149,93 @@ impl LocalBucket {
 
     pub(crate) fn tat(&self) -> u64 {
         self.tat.load(Ordering::Acquire)
+    }
+}
+
+/// A place in a bucket's queue. Dropped before its turn, it leaves the queue and the waiters
+/// behind it move up.
+#[derive(Debug)]
+pub(crate) struct Ticket {
+    bucket: Arc<LocalBucket>,
+    id: u64,
+    done: bool,
+}
+
+/// What a waiter should do next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Turn {
+    /// Admitted: its token is taken and it has left the queue.
+    Go,
+    /// It is the head: sleep until this time (nanoseconds since creation), then ask again.
+    SleepUntil(u64),
+    /// Others are ahead: it will be woken when it becomes the head.
+    Wait,
+}
+
+impl Ticket {
+    /// The bucket this place is in.
+    pub(crate) fn bucket(&self) -> &Arc<LocalBucket> {
+        &self.bucket
+    }
+
+    /// Asks for the token at `now`: the head takes it once it is due; the others register
+    /// `waker` for when they become the head.
+    pub(crate) fn turn(&mut self, gcra: &Gcra, now: u64, waker: &Waker) -> Turn {
+        if self.done {
+            return Turn::Go;
+        }
+        let bucket = &self.bucket;
+        let mut queue = bucket.lock();
+        match queue.waiters.iter().position(|w| w.id == self.id) {
+            Some(0) => {}
+            Some(i) => {
+                let slot = &mut queue.waiters[i].waker;
+                if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                    *slot = Some(waker.clone());
+                }
+                return Turn::Wait;
+            }
+            // Not queued (cannot happen: only `Drop` and `Go` remove it): let it go rather
+            // than hang.
+            None => {
+                self.done = true;
+                return Turn::Go;
+            }
+        }
+        if bucket.take(gcra, now) {
+            queue.waiters.pop_front();
+            bucket.queued.store(queue.waiters.len(), Ordering::SeqCst);
+            wake_head(&mut queue);
+            self.done = true;
+            return Turn::Go;
+        }
+        let wait = gcra.decide(bucket.tat.load(Ordering::Acquire), now).wait;
+        Turn::SleepUntil(now.saturating_add(wait))
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut queue = self.bucket.lock();
+        if let Some(i) = queue.waiters.iter().position(|w| w.id == self.id) {
+            queue.waiters.remove(i);
+            self.bucket
+                .queued
+                .store(queue.waiters.len(), Ordering::SeqCst);
+            if i == 0 {
+                wake_head(&mut queue);
+            }
+        }
+    }
+}
+
+/// Wakes the (new) head so it starts its own wait.
+fn wake_head(queue: &mut Queue) {
+    if let Some(waker) = queue.waiters.front_mut().and_then(|w| w.waker.take()) {
+        waker.wake();
     }
 }
 
