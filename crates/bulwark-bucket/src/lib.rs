@@ -11,8 +11,10 @@
 //! * **GCRA in one `AtomicU64`**: the bucket is its theoretical arrival time, updated with one
 //!   compare-and-swap — no lock, no allocation, no background task. Over any interval of length
 //!   `t`, at most `burst + rate·t` requests are admitted.
-//! * **Fair waits**: a waiter reserves its slot when it arrives, so waiters are served in
-//!   arrival order; a dropped waiter gives its slot back when nobody reserved after it.
+//! * **Fair waits**: requests that must wait queue per bucket and are served in arrival order;
+//!   nothing is reserved ahead, so a dropped waiter (a client timeout, a closed socket) leaves
+//!   the queue wherever it stands and everyone behind it moves up. The queue takes a lock;
+//!   admissions without a wait do not.
 //! * **Paused by the upstream**: a 429 with `Retry-After` pauses the bucket for everyone until
 //!   then ([`pause_on_retry_after`](TokenBucketLayer::pause_on_retry_after)), so no request is
 //!   sent into a known wall.
