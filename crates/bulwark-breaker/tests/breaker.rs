@@ -407,6 +407,56 @@ async fn a_dropped_probe_frees_its_permit() {
     assert_eq!(layer.handle().state(), BreakerState::Closed);
 }
 
+/// Fifty rounds of probes cancelled in every order: every permit comes back each time, so the
+/// half-open state never runs out of probes nobody is using.
+#[tokio::test(start_paused = true)]
+async fn many_cancelled_probes_leak_no_permit() {
+    let layer = CircuitBreakerLayer::builder()
+        .half_open_calls(3)
+        .build()
+        .unwrap();
+    let (svc, up) = breaker(&layer);
+    open_it(&layer, &svc).await;
+    tokio::time::advance(Duration::from_secs(30)).await;
+    let orders: [[usize; 3]; 6] = [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+    ];
+    for round in 0..50 {
+        let mut probes: Vec<Option<_>> = (0..3)
+            .map(|_| {
+                let mut probe = tokio_test::task::spawn(svc.clone().oneshot(req(Up::Slow(60_000))));
+                tokio_test::assert_pending!(probe.poll(), "round {round}: a probe is admitted");
+                Some(probe)
+            })
+            .collect();
+        assert_eq!(
+            is_open(&send(&svc, Up::Ok).await.unwrap_err()),
+            Some(Duration::ZERO),
+            "round {round}: the three permits are taken"
+        );
+        for i in orders[round % orders.len()] {
+            drop(probes[i].take());
+        }
+        assert_eq!(layer.handle().state(), BreakerState::HalfOpen);
+    }
+    // The three permits are free: three successful probes close the circuit.
+    let calls = up.calls.load(Ordering::SeqCst);
+    for _ in 0..3 {
+        assert_eq!(
+            send(&svc, Up::Ok).await.unwrap(),
+            200,
+            "a probe is admitted"
+        );
+    }
+    assert_eq!(up.calls.load(Ordering::SeqCst), calls + 3);
+    assert_eq!(layer.handle().state(), BreakerState::Closed);
+}
+
 #[tokio::test(start_paused = true)]
 async fn throttled_rejected_and_404_are_not_failures() {
     let layer = CircuitBreakerLayer::builder()

@@ -1,6 +1,7 @@
 //! `StaleCacheLayer` behaviour through the public API, with paused time.
 
 use std::{
+    collections::VecDeque,
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc, Mutex,
@@ -454,6 +455,66 @@ async fn a_dropped_leader_hands_over() {
         assert_eq!(f.await.unwrap().unwrap().status(), 200, "nobody hangs");
     }
     assert_eq!(up.calls(), 2, "the leader's call, then one follower's");
+}
+
+/// Leaders and followers of coalesced misses cancelled in bulk, leaders again and again: every
+/// survivor gets the answer, each handover costs exactly one more upstream call, and a request
+/// after everyone left leads at once (no ghost leader holds the key).
+#[tokio::test(start_paused = true)]
+async fn many_cancelled_leaders_and_followers_leave_no_ghost() {
+    for round in 0..20usize {
+        let up = Upstream::new(Next::Slow(1_000));
+        let svc = StaleCacheLayer::new().layer(up.service());
+        let path = format!("/p{round}");
+        let mut calls: VecDeque<_> = VecDeque::new();
+        for _ in 0..10 {
+            let mut call = tokio_test::task::spawn(svc.clone().oneshot(get(&path, "t")));
+            tokio_test::assert_pending!(call.poll());
+            calls.push_back(call);
+        }
+        assert_eq!(up.calls(), 1, "round {round}: one leader");
+        // Drop the current leader (the oldest) `round % 4` times, and every third follower.
+        let handovers = round % 4;
+        for _ in 0..handovers {
+            drop(calls.pop_front());
+            tokio::time::advance(Duration::from_millis(10)).await;
+            for call in &mut calls {
+                let _ = call.poll();
+            }
+        }
+        let survivors: Vec<_> = calls
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % 3 != 2)
+            .map(|(_, c)| tokio::spawn(c))
+            .collect();
+        assert_eq!(
+            up.calls(),
+            1 + handovers,
+            "round {round}: one call per leader"
+        );
+        for s in survivors {
+            assert_eq!(s.await.unwrap().unwrap().status(), 200);
+        }
+        assert_eq!(up.calls(), 1 + handovers);
+
+        // Everyone gone mid-flight: the next request leads at once.
+        let mut calls: Vec<_> = (0..5)
+            .map(|_| tokio_test::task::spawn(svc.clone().oneshot(get("/q", "t"))))
+            .collect();
+        for c in &mut calls {
+            tokio_test::assert_pending!(c.poll());
+        }
+        drop(calls);
+        up.set(Next::Slow(50));
+        let started = tokio::time::Instant::now();
+        svc.clone().oneshot(get("/q", "t")).await.unwrap();
+        assert_eq!(
+            started.elapsed(),
+            Duration::from_millis(50),
+            "round {round}"
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]

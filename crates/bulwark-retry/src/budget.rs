@@ -208,10 +208,11 @@ impl BudgetState {
         self.requests.load(Ordering::Relaxed)
     }
 
-    /// Spends one retry if the budget allows it.
-    pub(crate) fn try_withdraw(&self, now: Instant) -> bool {
+    /// Spends one retry if the budget allows it: `Some(slot)` it was booked in (for
+    /// [`refund`](Self::refund)), `Some(0)` for an unlimited budget.
+    pub(crate) fn try_withdraw(&self, now: Instant) -> Option<u64> {
         if self.config.unlimited {
-            return true;
+            return Some(0);
         }
         let slot = self.slot(now);
         let mut ledger = self
@@ -219,13 +220,28 @@ impl BudgetState {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if self.available(&mut ledger, slot) < 1.0 {
-            return false;
+            return None;
         }
         match ledger.withdrawals.back_mut() {
             Some((s, count)) if *s == slot => *count += 1,
             _ => ledger.withdrawals.push_back((slot, 1)),
         }
-        true
+        Some(slot)
+    }
+
+    /// Gives back a retry booked in `slot` that was never sent (its future was dropped during
+    /// the wait), if the slot is still in the window.
+    pub(crate) fn refund(&self, slot: u64) {
+        if slot == 0 {
+            return;
+        }
+        let mut ledger = self
+            .ledger
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, count)) = ledger.withdrawals.iter_mut().find(|(s, _)| *s == slot) {
+            *count = count.saturating_sub(1);
+        }
     }
 
     /// Retries that may be spent at `slot`.
@@ -268,7 +284,7 @@ mod tests {
     #[test]
     fn reserve_only() {
         let (b, now) = budget(10, 1, 0.0);
-        let granted = (0..100).filter(|_| b.try_withdraw(now)).count();
+        let granted = (0..100).filter(|_| b.try_withdraw(now).is_some()).count();
         assert_eq!(granted, 10);
     }
 
@@ -278,8 +294,33 @@ mod tests {
         for _ in 0..1000 {
             b.deposit_with(|| now);
         }
-        let granted = (0..3000).filter(|_| b.try_withdraw(now)).count();
+        let granted = (0..3000).filter(|_| b.try_withdraw(now).is_some()).count();
         assert_eq!(granted, 300, "20 % of 1000 plus 10/s over 10 s");
+    }
+
+    #[test]
+    fn a_refund_gives_the_retry_back_until_its_slot_leaves_the_window() {
+        let (b, now) = budget(10, 1, 0.0);
+        let slots: Vec<u64> = (0..10).filter_map(|_| b.try_withdraw(now)).collect();
+        assert_eq!(slots.len(), 10);
+        assert!(b.try_withdraw(now).is_none(), "spent");
+        for slot in slots {
+            b.refund(slot);
+        }
+        assert_eq!(
+            (0..100).filter(|_| b.try_withdraw(now).is_some()).count(),
+            10
+        );
+        // A refund for a slot already out of the window changes nothing.
+        let later = now + Duration::from_secs(30);
+        let slot = b.try_withdraw(later).unwrap();
+        b.refund(1);
+        assert_eq!(
+            (0..100).filter(|_| b.try_withdraw(later).is_some()).count(),
+            9
+        );
+        b.refund(slot);
+        assert!(b.try_withdraw(later).is_some());
     }
 
     #[test]
@@ -288,8 +329,8 @@ mod tests {
         for _ in 0..5 {
             b.deposit_with(|| now);
         }
-        assert!(b.try_withdraw(now + Duration::from_secs(9)));
-        assert!(!b.try_withdraw(now + Duration::from_secs(11)));
+        assert!(b.try_withdraw(now + Duration::from_secs(9)).is_some());
+        assert!(b.try_withdraw(now + Duration::from_secs(11)).is_none());
         assert_eq!(b.remaining(now + Duration::from_secs(11)), 0.0);
     }
 
@@ -306,7 +347,7 @@ mod tests {
     #[test]
     fn unlimited_always_grants() {
         let b = BudgetState::new(RetryBudget::unlimited(), Instant::now());
-        assert!((0..10_000).all(|_| b.try_withdraw(Instant::now())));
+        assert!((0..10_000).all(|_| b.try_withdraw(Instant::now()).is_some()));
     }
 
     #[test]
@@ -342,7 +383,7 @@ mod tests {
                 if is_deposit {
                     b.deposit_with(|| now);
                     log.push((now, true));
-                } else if b.try_withdraw(now) {
+                } else if b.try_withdraw(now).is_some() {
                     log.push((now, false));
                 } else {
                     continue;

@@ -17,6 +17,7 @@ use tower_service::Service;
 
 use crate::{
     backoff::retry_after_wait,
+    budget::BudgetState,
     event::{Counters, GiveUp, RetryEvent},
     layer::Policy,
 };
@@ -24,7 +25,8 @@ use crate::{
 pin_project! {
     /// Response future of [`Retry`](crate::Retry).
     ///
-    /// Dropping it at any point — during an attempt or a wait — sends nothing further.
+    /// Dropping it at any point — during an attempt or a wait — sends nothing further; a
+    /// retry it was waiting to send goes back to the retry budget.
     pub struct ResponseFuture<S, B, C>
     where
         S: Service<Request<B>>,
@@ -39,6 +41,28 @@ pin_project! {
         idempotent: Option<bool>,
         deadline: Option<Instant>,
         previous_wait: Duration,
+        // The retry booked in the budget for the wait in progress, refunded if it is never
+        // sent.
+        booked: Option<Booked>,
+    }
+}
+
+/// A retry spent from the budget but not sent yet: given back when dropped unsent.
+struct Booked {
+    budget: Arc<BudgetState>,
+    slot: u64,
+}
+
+impl Booked {
+    /// The retry is being sent: it stays spent (slot 0 refunds nothing).
+    fn sent(mut self) {
+        self.slot = 0;
+    }
+}
+
+impl Drop for Booked {
+    fn drop(&mut self) {
+        self.budget.refund(self.slot);
     }
 }
 
@@ -84,6 +108,7 @@ where
             idempotent,
             deadline,
             previous_wait: Duration::ZERO,
+            booked: None,
         }
     }
 }
@@ -111,7 +136,7 @@ fn decide<C>(
     idempotent: impl FnOnce() -> bool,
     deadline: Option<Instant>,
     previous_wait: Duration,
-) -> Result<(Duration, bool), Option<GiveUp>> {
+) -> Result<(Duration, bool, u64), Option<GiveUp>> {
     match class {
         Class::Success | Class::Permanent | Class::Rejected { .. } => return Err(None),
         Class::Transient { .. } if !idempotent() => return Err(Some(GiveUp::NotIdempotent)),
@@ -138,11 +163,11 @@ fn decide<C>(
     if deadline.is_some_and(|deadline| now + wait > deadline) {
         return Err(Some(GiveUp::Deadline));
     }
-    if !policy.budget.try_withdraw(now) {
+    let Some(slot) = policy.budget.try_withdraw(now) else {
         Counters::bump(&policy.counters.budget_exhausted);
         return Err(Some(GiveUp::BudgetExhausted));
-    }
-    Ok((wait, from_retry_after))
+    };
+    Ok((wait, from_retry_after, slot))
 }
 
 impl<S, B, C, ResB> Future for ResponseFuture<S, B, C>
@@ -172,7 +197,7 @@ where
                         *this.deadline,
                         *this.previous_wait,
                     );
-                    let (wait, from_retry_after) = match decision {
+                    let (wait, from_retry_after, slot) = match decision {
                         Ok(retry) => retry,
                         Err(None) => return Poll::Ready(result),
                         Err(Some(reason)) => {
@@ -203,6 +228,10 @@ where
                         on_retry(&event);
                     }
                     *this.previous_wait = wait;
+                    *this.booked = Some(Booked {
+                        budget: Arc::clone(&policy.budget),
+                        slot,
+                    });
                     this.state.set(State::Waiting {
                         sleep: tokio::time::sleep(wait),
                     });
@@ -225,6 +254,9 @@ where
                     let Some(request) = request else {
                         unreachable!("a retry is only scheduled while the request is kept")
                     };
+                    if let Some(booked) = this.booked.take() {
+                        booked.sent();
+                    }
                     let future = this.service.call(request);
                     this.state.set(State::Attempt { future });
                 }

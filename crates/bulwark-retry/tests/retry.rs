@@ -421,6 +421,40 @@ async fn dropping_the_future_mid_wait_sends_nothing_more() {
     assert_eq!(up.calls(), 1);
 }
 
+/// Retries booked for waits that never end (their futures dropped: client timeouts) go back
+/// to the budget, so a burst of cancellations cannot spend it for everyone else.
+#[tokio::test(start_paused = true)]
+async fn cancelled_waits_give_their_retries_back_to_the_budget() {
+    // 10 retries in the 10 s window, nothing earned from requests.
+    let layer = no_jitter().budget(RetryBudget::new(Duration::from_secs(10), 1, 0.0).unwrap());
+    for round in 0..5 {
+        let up = Upstream::new([Outcome::StatusRetryAfter(503, "5".into())]);
+        let mut svc = layer.layer(up.clone());
+        let mut waiting = Vec::new();
+        for _ in 0..10 {
+            let mut fut = tokio_test::task::spawn(svc.ready().await.unwrap().call(get()));
+            tokio_test::assert_pending!(fut.poll(), "round {round}: waiting to retry");
+            waiting.push(fut);
+        }
+        // The budget is spent by the ten waits …
+        let stats = layer.stats();
+        assert_eq!(stats.retries, 10 * (round + 1));
+        let res = svc.ready().await.unwrap().call(get()).await.unwrap();
+        assert_eq!(res.status(), 503, "no retry left");
+        assert_eq!(layer.stats().budget_exhausted, round + 1);
+        // … and refunded when they are cancelled.
+        drop(waiting);
+        tokio::time::advance(Duration::from_secs(1)).await;
+    }
+    let up = Upstream::new([Outcome::Status(503), Outcome::Status(200)]);
+    assert_eq!(
+        send(&layer, &up, get()).await.unwrap().status(),
+        200,
+        "retried"
+    );
+    assert_eq!(up.calls(), 2);
+}
+
 #[tokio::test(start_paused = true)]
 async fn readiness_is_polled_before_every_retry() {
     let up = Upstream::new([
