@@ -83,6 +83,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
+#[cfg(test)]
+mod hostile_inputs;
 mod key;
 mod layer;
 mod policy;

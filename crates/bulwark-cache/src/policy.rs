@@ -4,6 +4,23 @@ use std::time::Duration;
 
 use http::{header, HeaderMap};
 
+/// The largest delta-seconds value read: 2^31 s (68 years). RFC 9111 §1.2.2: a cache that
+/// receives a greater value, or one it cannot represent, must take it as 2^31; so the sums of
+/// lifetimes and ages made on every request never overflow.
+pub(crate) const MAX_DELTA_SECONDS: u64 = 1 << 31;
+
+/// `delta-seconds` (`1*DIGIT`, RFC 9111 §1.2.2), capped at [`MAX_DELTA_SECONDS`].
+fn delta_seconds(text: &str) -> Option<Duration> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // All digits: the parse fails only for numbers past `u64`, which the cap covers too.
+    let secs = text
+        .parse::<u64>()
+        .map_or(MAX_DELTA_SECONDS, |s| s.min(MAX_DELTA_SECONDS));
+    Some(Duration::from_secs(secs))
+}
+
 /// What a response's `Cache-Control` says, where bulwark cares.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Directives {
@@ -26,10 +43,7 @@ impl Directives {
                     Some((n, a)) => (n.trim(), Some(a.trim().trim_matches('"'))),
                     None => (item, None),
                 };
-                let secs = || {
-                    arg.and_then(|a| a.parse::<u64>().ok())
-                        .map(Duration::from_secs)
-                };
+                let secs = || arg.and_then(delta_seconds);
                 match name.to_ascii_lowercase().as_str() {
                     "no-store" => d.no_store = true,
                     "no-cache" => d.no_cache = true,
@@ -81,13 +95,13 @@ pub(crate) fn lifetimes(d: &Directives, defaults: Lifetimes) -> Lifetimes {
     }
 }
 
-/// Seconds of `Age` the upstream already reported (RFC 9111 §5.1).
+/// Seconds of `Age` the upstream already reported (RFC 9111 §5.1), at most 2^31.
 pub(crate) fn upstream_age(headers: &HeaderMap) -> Duration {
     headers
         .get(header::AGE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(Duration::ZERO, Duration::from_secs)
+        .and_then(|v| delta_seconds(v.trim()))
+        .unwrap_or(Duration::ZERO)
 }
 
 #[cfg(test)]

@@ -374,7 +374,8 @@ pub(crate) fn decode(bytes: &[u8], check: &[u8; 16], now_ms: u64) -> Option<Entr
     for _ in 0..count {
         let name = HeaderName::from_bytes(take(&mut buf)?).ok()?;
         let value = HeaderValue::from_bytes(take(&mut buf)?).ok()?;
-        headers.append(name, value);
+        // More distinct names than a `HeaderMap` holds: not an entry bulwark wrote.
+        headers.try_append(name, value).ok()?;
     }
     let body = Bytes::copy_from_slice(take(&mut buf)?);
     if !buf.is_empty() {

@@ -43,6 +43,8 @@ pub mod as_error;
 pub mod body;
 pub mod classify;
 pub mod error;
+#[cfg(test)]
+mod hostile_inputs;
 pub mod idempotency;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

@@ -175,10 +175,11 @@ fn text(value: Option<&HeaderValue>) -> Option<&str> {
     value.and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
-/// A non-negative integer; at most 19 digits so it always fits a `u64`.
+/// A non-negative integer that fits a `u64` (all of them: what [`insert_headers`] writes
+/// reads back); larger ones are ignored.
 fn number(s: &str) -> Option<u64> {
     let s = s.trim();
-    if s.is_empty() || s.len() > 19 || !s.bytes().all(|b| b.is_ascii_digit()) {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     s.parse().ok()
@@ -203,11 +204,15 @@ fn first_number(s: &str) -> Option<u64> {
 }
 
 fn reset_from(value: u64, now: SystemTime) -> Duration {
-    if value < EPOCH_THRESHOLD {
-        return Duration::from_secs(value);
+    let value = Duration::from_secs(value);
+    if value.as_secs() < EPOCH_THRESHOLD {
+        return value;
     }
-    let at = UNIX_EPOCH + Duration::from_secs(value);
-    at.duration_since(now).unwrap_or(Duration::ZERO)
+    // Measured without `UNIX_EPOCH + value`, which panics past what `SystemTime` holds.
+    match now.duration_since(UNIX_EPOCH) {
+        Ok(since_epoch) => value.saturating_sub(since_epoch),
+        Err(before_epoch) => value.saturating_add(before_epoch.duration()),
+    }
 }
 
 /// Renders the IETF draft (08+) `RateLimit` and `RateLimit-Policy` fields for one policy.
@@ -241,7 +246,7 @@ pub fn insert_headers(
 }
 
 fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
 }
 
 #[cfg(test)]

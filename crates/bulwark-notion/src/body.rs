@@ -210,7 +210,7 @@ where
 }
 
 /// Builds the buffered response, attaching the parsed error to error responses.
-fn finish(mut parts: Parts, bytes: Bytes) -> Response<BufferedBody> {
+pub(crate) fn finish(mut parts: Parts, bytes: Bytes) -> Response<BufferedBody> {
     if parts.status.as_u16() >= 400 {
         match NotionError::from_response(parts.status, &parts.headers, &bytes) {
             Ok(err) => {

@@ -101,6 +101,8 @@ mod classify;
 mod client;
 pub mod defaults;
 pub mod error;
+#[cfg(test)]
+mod hostile_inputs;
 mod layer;
 pub mod rejection;
 pub mod routes;

@@ -11,15 +11,21 @@
 
 use http::{Method, Uri};
 
-/// The part of `path` from `/v1/` on, or `None` when it is not a Notion API path.
+/// The part of `path` from `/v1/` on, or `None` when it is not a Notion API path or not
+/// [plain](is_plain) anywhere, mount prefix included.
 fn api_path(path: &str) -> Option<&str> {
     let path = path.split(['?', '#']).next().unwrap_or_default();
+    let path = path.trim_end_matches('/');
+    if !is_plain(path) {
+        return None;
+    }
     let start = path.find("/v1/")?;
-    Some(path[start + 3..].trim_end_matches('/'))
+    Some(&path[start + 3..])
 }
 
 /// Paths a server might read differently from how they look (empty segments, percent-escapes,
-/// dot segments) are never treated as read-only: fail safe.
+/// dot segments) are never treated as read-only nor cached: fail safe. (`/v1%2fcomments/v1/x/query`
+/// is `/v1/comments/…` to a server that decodes `%2f`; `/v1/./file_uploads/f1` is an upload.)
 fn is_plain(route: &str) -> bool {
     !route.contains("//")
         && !route.contains('%')
@@ -51,7 +57,7 @@ pub fn is_read_only_post(path: &str) -> bool {
     let Some(route) = api_path(path) else {
         return false;
     };
-    if is_write_only_route(route) || !is_plain(route) {
+    if is_write_only_route(route) {
         return false;
     }
     route == "/search" || (route.ends_with("/query") && route.matches('/').count() >= 2)
@@ -63,8 +69,8 @@ pub fn is_idempotent(method: &Method, uri: &Uri) -> bool {
     method == Method::POST && is_read_only_post(uri.path())
 }
 
-/// What the preset caches: GET and HEAD reads (except file uploads and OAuth) and the
-/// read-only POSTs.
+/// What the preset caches: GET and HEAD reads (except file uploads, OAuth, and paths that are
+/// not plain) and the read-only POSTs.
 #[must_use]
 pub fn is_cacheable(method: &Method, uri: &Uri) -> bool {
     let Some(route) = api_path(uri.path()) else {

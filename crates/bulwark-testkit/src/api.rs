@@ -522,9 +522,9 @@ fn truncate(text: &str) -> String {
 
 /// `page_size` and `start_cursor`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct PageParams {
-    size: usize,
-    cursor: Option<String>,
+pub(crate) struct PageParams {
+    pub(crate) size: usize,
+    pub(crate) cursor: Option<String>,
 }
 
 impl PageParams {
@@ -570,7 +570,7 @@ impl PageParams {
         })
     }
 
-    fn from_query(query: Option<&str>) -> Result<Self, String> {
+    pub(crate) fn from_query(query: Option<&str>) -> Result<Self, String> {
         let mut params = Self {
             size: 100,
             cursor: None,
@@ -626,7 +626,7 @@ impl PageParams {
 }
 
 /// Decodes `%XX` escapes and `+`; invalid escapes are kept as they are.
-fn percent_decode(input: &str) -> String {
+pub(crate) fn percent_decode(input: &str) -> String {
     let bytes = input.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -634,7 +634,11 @@ fn percent_decode(input: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
+                // Two hex digits: `from_str_radix` alone would also take a sign (`%+1`).
+                let hex = &bytes[i + 1..i + 3];
+                let hex = std::str::from_utf8(hex)
+                    .ok()
+                    .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
                 match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     Some(b) => {
                         out.push(b);

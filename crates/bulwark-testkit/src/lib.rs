@@ -99,6 +99,9 @@ mod bucket;
 mod control;
 mod fake;
 mod fault;
+pub mod fuzz;
+#[cfg(test)]
+mod hostile_inputs;
 mod record;
 mod redis_server;
 mod server;

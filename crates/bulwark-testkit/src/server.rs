@@ -129,7 +129,7 @@ async fn serve_connection(
 }
 
 /// The bearer token of `Authorization: Bearer <token>`, if any.
-fn bearer(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();
