@@ -289,4 +289,52 @@ mod tests {
             prop_assert!(line.ends_with(&format!("?{key}=<redacted>")), "{line}");
         }
     }
+
+    /// One normalised path, checked: under `/v1/`, clean once decoded, stable.
+    fn check_normalise(path: &str) {
+        if let Some(out) = normalise_api_path(path) {
+            assert!(out.starts_with("/v1/"), "{path:?} -> {out:?}");
+            assert!(
+                is_clean_path(out.trim_end_matches('/')),
+                "{path:?} -> {out:?}"
+            );
+            assert_eq!(normalise_api_path(&out).as_deref(), Some(out.as_str()));
+            assert!(out.len() <= path.len() + 1, "{path:?} -> {out:?}");
+        }
+    }
+
+    /// A log line: never a query value, bounded.
+    fn check_log(path: &str, query: &str, secret: &str) {
+        let line = log_route(path, Some(&format!("{query}&k={secret}")));
+        assert!(!line.contains(secret), "{line}");
+        assert!(
+            line.chars().count() <= MAX_LOGGED_PATH + MAX_LOGGED_QUERY + 64,
+            "{line}"
+        );
+    }
+
+    #[test]
+    #[ignore = "a million inputs: run with `cargo test --release fuzz_ -- --ignored`"]
+    fn fuzz_proxy_route() {
+        use bulwark_testkit::fuzz;
+        const SEGMENTS: &[&str] = &["v1", "users", "me", "pages", "_fake", "outage", "search"];
+        fuzz::run(
+            "proxy_route",
+            |rng| {
+                let path = if rng.u8(..4) == 0 {
+                    String::from_utf8_lossy(&fuzz::bytes(rng, 64)).into_owned()
+                } else {
+                    fuzz::path(rng, SEGMENTS)
+                };
+                let query =
+                    fuzz::mutate_str(rng, "page_size=10&start_cursor=abc", &[b"&", b"=", b"%"]);
+                let secret = format!("S3cr3t{}", rng.u32(..));
+                (path, query, secret)
+            },
+            |(path, query, secret)| {
+                check_normalise(path);
+                check_log(path, query, secret);
+            },
+        );
+    }
 }
