@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::bucket::{Buckets, RateLimit};
 use crate::fault::{Fault, FaultHandle};
-use crate::lock;
+use crate::in_process::InProcessNotion;
 use crate::record::{Log, RecordedRequest};
 use crate::server::{self, Shared};
 use crate::status::{StatusIndicator, StatusPage};
@@ -30,7 +30,7 @@ const DEFAULT_RECORD_LIMIT: usize = 100_000;
 /// every task it spawned, so nothing outlives it.
 pub struct FakeNotion {
     addr: SocketAddr,
-    shared: Arc<Shared>,
+    core: InProcessNotion,
     shutdown: watch::Sender<bool>,
     task: Option<JoinHandle<()>>,
 }
@@ -39,7 +39,7 @@ impl fmt::Debug for FakeNotion {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FakeNotion")
             .field("addr", &self.addr)
-            .field("faults", &self.shared.faults)
+            .field("faults", &self.core.shared.faults)
             .finish_non_exhaustive()
     }
 }
@@ -77,57 +77,63 @@ impl FakeNotion {
         self.addr
     }
 
+    /// The emulator behind the socket: the same state, reachable without one
+    /// (what [`FakeNotionBuilder::in_process`] gives on its own).
+    pub fn core(&self) -> &InProcessNotion {
+        &self.core
+    }
+
     /// Every request received so far, in arrival order, including refused,
     /// faulted and dropped ones.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        lock(&self.shared.log).snapshot()
+        self.core.requests()
     }
 
     /// Forgets the recorded requests.
     pub fn clear_requests(&self) {
-        lock(&self.shared.log).clear();
+        self.core.clear_requests();
     }
 
     /// Every page that exists (seeded and created), in creation order.
     pub fn pages(&self) -> Vec<Page> {
-        lock(&self.shared.store).pages().to_vec()
+        self.core.pages()
     }
 
     /// How many pages exist (seeded and created): duplicates created by
     /// retried writes show up here.
     pub fn page_count(&self) -> usize {
-        lock(&self.shared.store).pages().len()
+        self.core.page_count()
     }
 
     /// The page with this id (hyphenated form), if it exists.
     pub fn page(&self, id: &str) -> Option<Page> {
-        lock(&self.shared.store).page(id).cloned()
+        self.core.page(id)
     }
 
     /// How many blocks exist (appended or created with pages).
     pub fn block_count(&self) -> usize {
-        lock(&self.shared.store).block_count()
+        self.core.block_count()
     }
 
     /// The handle that controls faults while the server runs.
     pub fn faults(&self) -> FaultHandle {
-        self.shared.faults.clone()
+        self.core.faults()
     }
 
     /// Sets what `GET /api/v2/status.json` reports, with Statuspage's usual
     /// description for the indicator.
     pub fn set_status_indicator(&self, indicator: StatusIndicator) {
-        self.set_status(indicator, indicator.description());
+        self.core.set_status_indicator(indicator);
     }
 
     /// Sets what `GET /api/v2/status.json` reports.
     pub fn set_status(&self, indicator: StatusIndicator, description: impl Into<String>) {
-        lock(&self.shared.status).set(indicator, description.into());
+        self.core.set_status(indicator, description);
     }
 
     /// What `GET /api/v2/status.json` reports now.
     pub fn status_indicator(&self) -> StatusIndicator {
-        lock(&self.shared.status).indicator()
+        self.core.status_indicator()
     }
 
     /// Stops accepting connections, lets in-flight requests finish (for at
@@ -294,6 +300,26 @@ impl FakeNotionBuilder {
     pub async fn start(self) -> io::Result<FakeNotion> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, self.port)).await?;
         let addr = listener.local_addr()?;
+        let core = self.in_process();
+        let (shutdown, stop) = watch::channel(false);
+        let task = tokio::spawn(server::serve(listener, Arc::clone(&core.shared), stop));
+        tracing::info!(target: "bulwark_testkit", %addr, "FakeNotion listening");
+        Ok(FakeNotion {
+            addr,
+            core,
+            shutdown,
+            task: Some(task),
+        })
+    }
+
+    /// The same emulator without a socket: a `tower::Service` that answers
+    /// `http::Request`s in process, with the same API, rate limit, faults,
+    /// page store and request log as [`start`](Self::start)'s server. Its
+    /// time is `tokio::time`, so under a paused clock a ten-minute trace runs
+    /// in moments. The port setting is ignored. Needs no runtime to build;
+    /// its futures run on any Tokio runtime with time enabled.
+    #[must_use]
+    pub fn in_process(self) -> InProcessNotion {
         let faults = FaultHandle::default();
         faults.latency(self.latency).script(self.script);
         if let Some((ratio, seed, fault)) = self.failure {
@@ -307,14 +333,6 @@ impl FakeNotionBuilder {
             log: Mutex::new(Log::new(self.record_limit)),
             status: Mutex::new(StatusPage::new(self.status)),
         });
-        let (shutdown, stop) = watch::channel(false);
-        let task = tokio::spawn(server::serve(listener, Arc::clone(&shared), stop));
-        tracing::info!(target: "bulwark_testkit", %addr, "FakeNotion listening");
-        Ok(FakeNotion {
-            addr,
-            shared,
-            shutdown,
-            task: Some(task),
-        })
+        InProcessNotion { shared }
     }
 }

@@ -95,11 +95,12 @@ impl Matcher {
     }
 }
 
-/// A random fault: each request without a scripted fault gets `fault` with
-/// probability `ratio`, drawn from a seeded RNG.
+/// A random fault: each request without a scripted fault gets one of
+/// `mix` (chosen by weight) with probability `ratio`, drawn from a seeded RNG.
 struct Ratio {
     ratio: f64,
-    fault: Fault,
+    mix: Vec<(u32, Fault)>,
+    total: u64,
     rng: StdRng,
 }
 
@@ -107,7 +108,7 @@ impl fmt::Debug for Ratio {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ratio")
             .field("ratio", &self.ratio)
-            .field("fault", &self.fault)
+            .field("mix", &self.mix)
             .finish_non_exhaustive()
     }
 }
@@ -192,16 +193,52 @@ impl FaultHandle {
     /// `ratio` is clamped to `0.0..=1.0` (NaN is 0). Replaces any earlier
     /// ratio.
     pub fn failure_ratio_with(&self, ratio: f64, seed: u64, fault: Fault) -> &Self {
+        self.failure_mix(ratio, seed, [(1, fault)])
+    }
+
+    /// Like [`failure_ratio_with`](Self::failure_ratio_with) with several
+    /// faults: a failing request gets one of `mix`, chosen with probability
+    /// proportional to its weight (same seed, same choices). Zero weights
+    /// never come up; an empty mix (or all zero) fails nothing. Replaces any
+    /// earlier ratio.
+    ///
+    /// ```
+    /// use bulwark_testkit::{FaultHandle, Fault};
+    ///
+    /// // 10 % of requests fail: as many 503s as 504s, and 502s of which a
+    /// // third were applied first.
+    /// FaultHandle::default().failure_mix(0.10, 7, [
+    ///     (3, Fault::Status(503)),
+    ///     (3, Fault::Status(504)),
+    ///     (2, Fault::Status(502)),
+    ///     (1, Fault::StatusAfterApply(502)),
+    /// ]);
+    /// ```
+    pub fn failure_mix(
+        &self,
+        ratio: f64,
+        seed: u64,
+        mix: impl IntoIterator<Item = (u32, Fault)>,
+    ) -> &Self {
         let ratio = if ratio.is_nan() {
             0.0
         } else {
             ratio.clamp(0.0, 1.0)
         };
+        let mix: Vec<(u32, Fault)> = mix.into_iter().filter(|(w, _)| *w > 0).collect();
+        let total = mix.iter().map(|(w, _)| u64::from(*w)).sum();
         lock(&self.inner.plan).ratio = Some(Ratio {
             ratio,
-            fault,
+            mix,
+            total,
             rng: StdRng::seed_from_u64(seed),
         });
+        self
+    }
+
+    /// Removes the failure ratio (scripts, outage and latency stay).
+    pub fn no_failure_ratio(&self) -> &Self {
+        lock(&self.inner.plan).ratio = None;
         self
     }
 
@@ -260,7 +297,21 @@ impl FaultHandle {
         }
         let ratio = plan.ratio.as_mut()?;
         let draw: f64 = ratio.rng.gen();
-        (draw < ratio.ratio).then(|| ratio.fault.clone())
+        if draw >= ratio.ratio || ratio.total == 0 {
+            return None;
+        }
+        if let [(_, only)] = ratio.mix.as_slice() {
+            // One fault: no second draw, so a seed gives the sequence it always gave.
+            return Some(only.clone());
+        }
+        let mut pick = ratio.rng.gen_range(0..ratio.total);
+        for (weight, fault) in &ratio.mix {
+            if pick < u64::from(*weight) {
+                return Some(fault.clone());
+            }
+            pick -= u64::from(*weight);
+        }
+        None
     }
 }
 
@@ -313,5 +364,40 @@ mod tests {
         h.clear();
         assert!(!h.is_outage());
         assert_eq!(h.current_latency(), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_mix_follows_its_weights_and_its_seed() {
+        let draws = |seed| {
+            let h = FaultHandle::default();
+            h.failure_mix(
+                1.0,
+                seed,
+                [
+                    (3, Fault::Status(503)),
+                    (1, Fault::Status(504)),
+                    (0, Fault::Status(500)),
+                ],
+            );
+            (0..4000)
+                .map(|_| h.next_fault(&Method::GET, "/v1/users/me"))
+                .collect::<Vec<_>>()
+        };
+        let faults = draws(11);
+        assert_eq!(faults, draws(11));
+        let count = |status| {
+            faults
+                .iter()
+                .filter(|f| **f == Some(Fault::Status(status)))
+                .count()
+        };
+        assert_eq!(count(500), 0, "weight 0 never comes up");
+        assert_eq!(count(503) + count(504), 4000);
+        assert!((2800..3200).contains(&count(503)), "{}", count(503));
+        let h = FaultHandle::default();
+        h.failure_mix(1.0, 1, []);
+        assert_eq!(h.next_fault(&Method::GET, "/v1/users/me"), None);
+        h.failure_ratio(1.0, 1).no_failure_ratio();
+        assert_eq!(h.next_fault(&Method::GET, "/v1/users/me"), None);
     }
 }

@@ -41,6 +41,11 @@
 //! Time is measured with `tokio::time`, so the rate limit follows a paused
 //! clock when the server runs on a runtime with paused time.
 //!
+//! [`FakeNotionBuilder::in_process`] gives the same emulator without a
+//! socket: an [`InProcessNotion`] that is a `tower::Service<http::Request<B>>`
+//! on the same core as the TCP server (same API, rate limit, faults, pages and
+//! log), for virtual-time simulations such as `cargo bench --bench outcomes`.
+//!
 //! [`RedisServer`] runs a real `redis-server` on a free loopback port (killed
 //! on drop, restartable on the same port) for the tests of the Redis stores;
 //! without `redis-server` on `PATH` those tests say `SKIPPED` and return,
@@ -102,6 +107,7 @@ mod fault;
 pub mod fuzz;
 #[cfg(test)]
 mod hostile_inputs;
+mod in_process;
 mod record;
 mod redis_server;
 mod server;
@@ -111,6 +117,7 @@ mod wire;
 
 pub use fake::{FakeNotion, FakeNotionBuilder};
 pub use fault::{Fault, FaultHandle, Matcher};
+pub use in_process::InProcessNotion;
 pub use record::RecordedRequest;
 pub use redis_server::{RedisServer, REDIS_TEST_LOG_VAR, REQUIRE_REDIS_VAR};
 pub use status::StatusIndicator;

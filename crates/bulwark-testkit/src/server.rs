@@ -16,7 +16,6 @@ use http::header::AUTHORIZATION;
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -55,9 +54,10 @@ pub(crate) struct Shared {
     pub(crate) status: Mutex<StatusPage>,
 }
 
-/// The service error that makes hyper close the connection without an answer.
+/// The service error that makes hyper close the connection without an answer
+/// (in process: the error the caller gets instead of a response).
 #[derive(Debug)]
-struct ConnectionDropped;
+pub(crate) struct ConnectionDropped;
 
 impl fmt::Display for ConnectionDropped {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -136,11 +136,16 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<String> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
 }
 
-/// One request: read, record, answer (or drop), fill in the record.
-async fn handle(
+/// One request: read, record, answer (or drop), fill in the record. The one
+/// implementation behind the TCP server and [`InProcessNotion`](crate::InProcessNotion).
+pub(crate) async fn handle<B>(
     shared: Arc<Shared>,
-    request: Request<Incoming>,
-) -> Result<Response<Body>, ConnectionDropped> {
+    request: Request<B>,
+) -> Result<Response<Body>, ConnectionDropped>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn Error + Send + Sync>>,
+{
     if control::is_control(request.uri().path()) {
         return Ok(answer_control(&shared, request).await);
     }
@@ -191,7 +196,11 @@ async fn handle(
 
 /// A `/_fake/*` control request: answered at once, never recorded, delayed,
 /// rate-limited or faulted.
-async fn answer_control(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
+async fn answer_control<B>(shared: &Shared, request: Request<B>) -> Response<Body>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn Error + Send + Sync>>,
+{
     let (parts, body) = request.into_parts();
     let body = Limited::new(body, control::MAX_BODY)
         .collect()

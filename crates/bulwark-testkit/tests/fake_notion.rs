@@ -981,3 +981,39 @@ fn handles_are_send_and_sync() {
     check::<bulwark_testkit::FaultHandle>();
     check::<bulwark_testkit::RecordedRequest>();
 }
+
+/// The in-process emulator is the same core: a write lands in its page store, faults apply,
+/// and a dropped connection is a `ConnectionReset` error instead of a response.
+#[tokio::test(start_paused = true)]
+async fn in_process_shares_the_core_and_drops_as_a_reset() {
+    use tower::ServiceExt;
+    let notion = FakeNotion::builder()
+        .no_rate_limit()
+        .script([Fault::DropConnection, Fault::StatusAfterApply(502)])
+        .in_process();
+    let create = || {
+        http::Request::post(format!("{}/v1/pages", notion.base_url()))
+            .header("authorization", "Bearer secret")
+            .header("notion-version", "2025-09-03")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(
+                r#"{"parent":{"data_source_id":"ds_1"},"properties":{"Name":{"title":[{"text":{"content":"in process"}}]}}}"#,
+            )))
+            .unwrap()
+    };
+    let err = notion.clone().oneshot(create()).await.unwrap_err();
+    let io = err.downcast_ref::<std::io::Error>().expect("an io::Error");
+    assert_eq!(io.kind(), std::io::ErrorKind::ConnectionReset);
+    assert_eq!(
+        notion.page_count(),
+        0,
+        "dropped before anything was applied"
+    );
+    let res = notion.clone().oneshot(create()).await.unwrap();
+    assert_eq!(res.status(), 502);
+    assert_eq!(notion.page_count(), 1, "applied, then answered 502");
+    let res = notion.clone().oneshot(create()).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let statuses: Vec<u16> = notion.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [0, 502, 200]);
+}
