@@ -16,7 +16,7 @@ use crate::proxy::{
     conn::ConnGuard,
     handler,
     io::{linger, ConnIo},
-    server::Shared,
+    state::Shared,
 };
 
 /// How long a refused connection may drain its request before it is closed.

@@ -93,6 +93,7 @@ mod handler;
 mod io;
 mod route;
 mod server;
+mod state;
 mod upstream;
 
 pub use config::{

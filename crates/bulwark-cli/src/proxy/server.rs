@@ -5,20 +5,13 @@ use std::{
     future::{self, Future},
     io,
     net::SocketAddr,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
+    sync::{atomic::Ordering, Arc},
 };
 
-use bulwark_http::{BufferedBody, InvalidConfig};
+use bulwark_http::InvalidConfig;
 use bulwark_notion::NotionLayer;
 use http::HeaderValue;
-use hyper_rustls::HttpsConnector;
-use hyper_util::{
-    client::legacy::{connect::HttpConnector, Client},
-    rt::TokioExecutor,
-};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 
 use crate::proxy::{
@@ -27,11 +20,9 @@ use crate::proxy::{
     conn::{Admission, ConnTable},
     connection::{connection, refuse},
     handler::Ctx,
+    state::{Counters, Shared, UpstreamClient},
     upstream::Upstream,
 };
-
-/// The HTTP client behind the preset: plain HTTP, or HTTPS with rustls (ring, webpki roots).
-type UpstreamClient = Client<HttpsConnector<HttpConnector>, BufferedBody>;
 
 /// Why a [`Proxy`] could not start.
 #[derive(Debug)]
@@ -82,25 +73,6 @@ pub struct ProxyStats {
     pub refused: u64,
     /// Failed `accept` calls (out of file descriptors, …), each followed by a back-off.
     pub accept_errors: u64,
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    accepted: AtomicU64,
-    evicted: AtomicU64,
-    refused: AtomicU64,
-    accept_errors: AtomicU64,
-}
-
-/// What the accept loop and the connections share.
-pub(crate) struct Shared {
-    pub(crate) config: ProxyConfig,
-    pub(crate) notion: NotionLayer,
-    pub(crate) client: UpstreamClient,
-    table: Arc<ConnTable>,
-    counters: Counters,
-    pub(crate) shutdown: watch::Sender<bool>,
-    pub(crate) ctx: Arc<Ctx>,
 }
 
 /// A cheap handle on a [`Proxy`]: its counters, and a way to stop it. Clones share the proxy.
