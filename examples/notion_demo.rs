@@ -974,7 +974,9 @@ fn print_header(args: &Args, plan: &Plan, ops: &[Op]) {
     println!(
         "            with bulwark: NotionLayer defaults (3 retries from 1 s; breaker at 5 failures"
     );
-    println!("            in a row or 50 % of 10 calls in 30 s, 30 s break; bucket 3/s per token;");
+    println!(
+        "            in a row or 50 % of 10 calls in 30 s, 1-4 s breaks; bucket 3/s per token;"
+    );
     println!("            stale cache 5 min)");
     println!();
 }
@@ -1025,8 +1027,8 @@ fn print_footer(bare: &Column, bulwark: &Column, layer: &NotionLayer) {
             bulwark.refused_writes,
             if after > 0 {
                 format!(
-                    "; {after} of them came after FakeNotion was back, because the break lasts \
-                     30 s (`.breaker(|b| b.break_duration(..))` shortens it)"
+                    "; {after} of them came after FakeNotion was back, within the last break \
+                     (1 s, doubling after each failed probe up to 4 s)"
                 )
             } else {
                 String::new()

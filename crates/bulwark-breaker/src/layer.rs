@@ -42,6 +42,7 @@ impl CircuitBreakerLayer {
                 slow_call: None,
                 break_duration: Duration::from_secs(30),
                 max_break_duration: Duration::from_secs(300),
+                break_jitter: 0.0,
                 half_open_calls: 1,
                 count_throttled: false,
             },
@@ -159,6 +160,14 @@ impl<C> CircuitBreakerBuilder<C> {
         self
     }
 
+    /// Lengthens each break by a random fraction of itself, up to `jitter` (`0.25`: a 4 s break
+    /// lasts 4 to 5 s), so that the breakers of many processes that opened together probe at
+    /// different times. Defaults to 0 (exact breaks).
+    pub fn break_jitter(mut self, jitter: f64) -> Self {
+        self.config.break_jitter = jitter;
+        self
+    }
+
     /// How many probes a half-open circuit lets through; all must succeed to close it.
     /// Defaults to 1.
     pub fn half_open_calls(mut self, calls: u32) -> Self {
@@ -201,6 +210,7 @@ impl<C> CircuitBreakerBuilder<C> {
     /// - the window is a count of 0 or over 1 000 000, or a duration under 10 ms;
     /// - `slow_call` has a zero threshold or a ratio not in `(0, 1]`;
     /// - `break_duration` is zero or `max_break_duration` is shorter than it;
+    /// - `break_jitter` is not in `0.0..=1.0` (NaN included);
     /// - `half_open_calls` is 0 or over 65 535.
     pub fn build(self) -> Result<CircuitBreakerLayer<C>, InvalidConfig> {
         let mut config = self.config;
@@ -241,6 +251,12 @@ impl<C> CircuitBreakerBuilder<C> {
             return Err(InvalidConfig::new(
                 "break_duration",
                 "must be longer than zero",
+            ));
+        }
+        if !(0.0..=1.0).contains(&config.break_jitter) {
+            return Err(InvalidConfig::new(
+                "break_jitter",
+                format!("{} is not in 0.0..=1.0", config.break_jitter),
             ));
         }
         if config.max_break_duration < config.break_duration {

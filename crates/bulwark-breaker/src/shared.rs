@@ -30,6 +30,8 @@ pub(crate) struct Config {
     pub(crate) slow_call: Option<(Duration, f64)>,
     pub(crate) break_duration: Duration,
     pub(crate) max_break_duration: Duration,
+    /// Each break is lengthened by up to this fraction of itself, at random.
+    pub(crate) break_jitter: f64,
     pub(crate) half_open_calls: u16,
     pub(crate) count_throttled: bool,
 }
@@ -332,6 +334,21 @@ impl Core {
         }
     }
 
+    /// `ms` lengthened by up to `break_jitter` of itself, so breakers of many processes that
+    /// opened together do not probe together.
+    fn jittered(&self, ms: u64) -> u64 {
+        if self.config.break_jitter <= 0.0 {
+            return ms;
+        }
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
+        let extra = (ms as f64 * self.config.break_jitter * fastrand::f64()) as u64;
+        ms.saturating_add(extra)
+    }
+
     fn complete_probe(&self, generation: u16, outcome: Outcome, slow: bool) {
         let raw = self.state.load(Ordering::Acquire);
         let word = Word::decode(raw);
@@ -350,7 +367,7 @@ impl Core {
                     .load(Ordering::Acquire)
                     .saturating_mul(2)
                     .min(millis(self.config.max_break_duration));
-                let next = word.next(OPEN, self.now_ms().saturating_add(grown));
+                let next = word.next(OPEN, self.now_ms().saturating_add(self.jittered(grown)));
                 if self
                     .state
                     .compare_exchange(raw, next.encode(), Ordering::AcqRel, Ordering::Acquire)
@@ -400,7 +417,7 @@ impl Core {
     fn trip(&self, raw: u64, reason: &'static str) {
         let word = Word::decode(raw);
         let break_ms = self.break_ms.load(Ordering::Acquire);
-        let next = word.next(OPEN, self.now_ms().saturating_add(break_ms));
+        let next = word.next(OPEN, self.now_ms().saturating_add(self.jittered(break_ms)));
         if self
             .state
             .compare_exchange(raw, next.encode(), Ordering::AcqRel, Ordering::Acquire)

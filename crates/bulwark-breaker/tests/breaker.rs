@@ -457,6 +457,41 @@ async fn many_cancelled_probes_leak_no_permit() {
     assert_eq!(layer.handle().state(), BreakerState::Closed);
 }
 
+/// Jittered breaks last between the break and the break plus its jitter, and differ.
+#[tokio::test(start_paused = true)]
+async fn jittered_breaks_stay_within_their_bounds() {
+    let mut lengths = std::collections::BTreeSet::new();
+    for _ in 0..20 {
+        let layer = CircuitBreakerLayer::builder()
+            .break_duration(Duration::from_secs(4))
+            .break_jitter(0.25)
+            .build()
+            .unwrap();
+        let (svc, _) = breaker(&layer);
+        open_it(&layer, &svc).await;
+        let opened = tokio::time::Instant::now();
+        let mut waited = Duration::ZERO;
+        while matches!(layer.handle().state(), BreakerState::Open { .. }) {
+            assert!(waited <= Duration::from_secs(6), "bounded");
+            tokio::time::advance(Duration::from_millis(10)).await;
+            waited = opened.elapsed();
+        }
+        assert!(
+            waited >= Duration::from_secs(4) && waited <= Duration::from_millis(5_010),
+            "{waited:?}"
+        );
+        lengths.insert(waited.as_millis());
+    }
+    assert!(lengths.len() > 5, "jitter varies the breaks: {lengths:?}");
+    for bad in [-0.1, 1.5, f64::NAN] {
+        let err = CircuitBreakerLayer::builder()
+            .break_jitter(bad)
+            .build()
+            .unwrap_err();
+        assert_eq!(err.field(), "break_jitter");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn throttled_rejected_and_404_are_not_failures() {
     let layer = CircuitBreakerLayer::builder()

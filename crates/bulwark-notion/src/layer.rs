@@ -130,6 +130,7 @@ impl NotionLayerBuilder {
             .window(Window::time(defaults::WINDOW))
             .break_duration(defaults::BREAK_DURATION)
             .max_break_duration(defaults::MAX_BREAK_DURATION)
+            .break_jitter(defaults::BREAK_JITTER)
             .classify(NotionBreakerClassifier);
         let bucket = TokenBucketLayer::new(Rate::per_second(defaults::RATE_PER_SECOND))
             .burst(defaults::BURST)
@@ -222,8 +223,9 @@ impl NotionLayerBuilder {
     }
 
     /// Adjusts the circuit breaker. Defaults ([`defaults`]): opens after 5 consecutive failures
-    /// or 50 % of at least 10 calls in a 30 s window; a 30 s break (`max_break_duration` 30 s:
-    /// set it higher for breaks that double after each failed probe). Classifies with
+    /// or 50 % of at least 10 calls in a 30 s window; a 1 s break that doubles after each failed
+    /// probe up to 4 s, each lengthened by up to 25 % at random (so recovery is seen within 5 s
+    /// of Notion's). Classifies with
     /// [`NotionBreakerClassifier`]: a 409 is the caller's data collision, not Notion failing.
     ///
     /// ```
@@ -232,7 +234,7 @@ impl NotionLayerBuilder {
     ///
     /// let s = Duration::from_secs;
     /// assert_eq!((CONSECUTIVE_FAILURES, FAILURE_RATIO, MINIMUM_CALLS, WINDOW), (5, 0.5, 10, s(30)));
-    /// assert_eq!((BREAK_DURATION, MAX_BREAK_DURATION), (s(30), s(30)));
+    /// assert_eq!((BREAK_DURATION, MAX_BREAK_DURATION, BREAK_JITTER), (s(1), s(4), 0.25));
     /// ```
     pub fn breaker(mut self, f: impl FnOnce(NotionBreaker) -> NotionBreaker) -> Self {
         self.breaker = f(self.breaker);
