@@ -207,8 +207,35 @@ await check("circuit-breaker rejection is APIResponseError service_unavailable (
   throw new Error(`no circuit rejection after 40 attempts (${upstream503.length} upstream 503s)`);
 });
 
+let outageEndedAt = 0;
 await check("outage off again (POST /_fake/reset)", async () => {
   await control(UPSTREAM, "/_fake/reset");
+  outageEndedAt = Date.now();
+});
+
+// --- 2b. recovery: an uncached read succeeds within 5 s of the outage's end ---
+await check("an uncached read succeeds within 5 s after the outage ends", async () => {
+  const noRetry = client(PROXY);
+  let attempts = 0;
+  let lastError = "";
+  while (Date.now() - outageEndedAt < 10_000) {
+    attempts += 1;
+    try {
+      // A query body no earlier request used: no stored copy can answer it.
+      const list = await noRetry.notion.dataSources.query({ data_source_id: "ds_1", page_size: 7 });
+      assert(list.object === "list", `unexpected ${JSON.stringify(list).slice(0, 200)}`);
+      const cacheStatus = noRetry.seen.last.headers.get("cache-status") ?? "";
+      assert(!/fwd=stale|ttl=-/.test(cacheStatus), `a stale copy (${cacheStatus}), not a live answer`);
+      const elapsed = Date.now() - outageEndedAt;
+      assert(elapsed <= 5_000, `the first live read came ${elapsed} ms after the outage ended`);
+      return `${elapsed} ms after the outage ended, ${attempts} attempt(s); Cache-Status: ${cacheStatus}`;
+    } catch (error) {
+      if (error instanceof Error && error.message.startsWith("the first live read")) throw error;
+      lastError = error instanceof Error ? error.message : String(error);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  throw new Error(`no live read within 10 s of the outage's end (last: ${lastError})`);
 });
 
 // --- 3. the token bucket's rejection is an APIResponseError -------------------
