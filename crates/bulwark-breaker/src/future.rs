@@ -8,10 +8,13 @@ use std::{
     time::Duration,
 };
 
+use std::sync::Arc;
+
 use bulwark_http::{BoxError, CircuitOpen, Class, Classify};
-use http::Response;
+use http::{Request, Response};
 use pin_project_lite::pin_project;
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
+use tower_service::Service;
 
 use crate::shared::{Admission, Lane, Outcome};
 
@@ -34,10 +37,15 @@ impl Drop for Admitted {
 pin_project! {
     /// Response future of [`CircuitBreaker`](crate::CircuitBreaker).
     ///
-    /// Dropping it while it is a half-open probe gives the probe permit back.
-    pub struct ResponseFuture<F, C> {
+    /// Dropping it while it is a half-open probe gives the probe permit back; dropping it while
+    /// it waits for an open circuit ([`max_wait`](crate::CircuitBreakerBuilder::max_wait))
+    /// leaves nothing behind.
+    pub struct ResponseFuture<S, ReqB, C>
+    where
+        S: Service<Request<ReqB>>,
+    {
         #[pin]
-        kind: Kind<F>,
+        kind: Kind<S, ReqB>,
         admitted: Option<Admitted>,
         classify: C,
     }
@@ -45,19 +53,45 @@ pin_project! {
 
 pin_project! {
     #[project = KindProj]
-    enum Kind<F> {
+    enum Kind<S, ReqB>
+    where
+        S: Service<Request<ReqB>>,
+    {
         Rejected { retry_after: Duration },
-        Inner { #[pin] future: F },
+        // Waiting for the open circuit to let it through (boxed: the slow path only). The
+        // inner service is a clone whose readiness is taken only once admitted.
+        Waiting { waiting: Box<Waiting<S, ReqB>> },
+        Inner { #[pin] future: S::Future },
     }
 }
 
-impl<F, C> fmt::Debug for ResponseFuture<F, C> {
+/// A request waiting for an open circuit.
+pub(crate) struct Waiting<S, ReqB> {
+    pub(crate) sleep: Pin<Box<Sleep>>,
+    pub(crate) request: Option<Request<ReqB>>,
+    pub(crate) inner: S,
+    pub(crate) deadline: Instant,
+    pub(crate) core: Lane,
+    /// Admitted: now waiting for the inner service's readiness.
+    pub(crate) admitted: bool,
+}
+
+/// While half-open with every probe permit taken, how often a waiter asks again.
+const HALF_OPEN_POLL: Duration = Duration::from_millis(100);
+
+impl<S, ReqB, C> fmt::Debug for ResponseFuture<S, ReqB, C>
+where
+    S: Service<Request<ReqB>>,
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }
 
-impl<F, C> ResponseFuture<F, C> {
+impl<S, ReqB, C> ResponseFuture<S, ReqB, C>
+where
+    S: Service<Request<ReqB>>,
+{
     pub(crate) fn rejected(retry_after: Duration, classify: C) -> Self {
         Self {
             kind: Kind::Rejected { retry_after },
@@ -66,13 +100,29 @@ impl<F, C> ResponseFuture<F, C> {
         }
     }
 
-    pub(crate) fn inner(future: F, admitted: Option<Admitted>, classify: C) -> Self {
+    pub(crate) fn inner(future: S::Future, admitted: Option<Admitted>, classify: C) -> Self {
         Self {
             kind: Kind::Inner { future },
             admitted,
             classify,
         }
     }
+
+    pub(crate) fn waiting(waiting: Waiting<S, ReqB>, classify: C) -> Self {
+        Self {
+            kind: Kind::Waiting {
+                waiting: Box::new(waiting),
+            },
+            admitted: None,
+            classify,
+        }
+    }
+}
+
+/// When a waiter refused with `retry_after` should ask again, if before its deadline.
+pub(crate) fn next_try(now: Instant, retry_after: Duration, deadline: Instant) -> Option<Instant> {
+    let next = now.checked_add(retry_after.max(HALF_OPEN_POLL))?;
+    (next <= deadline).then_some(next)
 }
 
 fn outcome(class: Class, count_throttled: bool, is_error: bool) -> Outcome {
@@ -90,40 +140,91 @@ fn outcome(class: Class, count_throttled: bool, is_error: bool) -> Outcome {
     }
 }
 
-impl<F, C, B, E> Future for ResponseFuture<F, C>
+impl<S, ReqB, C, B> Future for ResponseFuture<S, ReqB, C>
 where
-    F: Future<Output = Result<Response<B>, E>>,
-    E: Into<BoxError>,
+    S: Service<Request<ReqB>, Response = Response<B>>,
+    S::Error: Into<BoxError>,
     C: Classify,
 {
     type Output = Result<Response<B>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        match this.kind.project() {
-            KindProj::Rejected { retry_after } => {
-                Poll::Ready(Err(CircuitOpen::new(*retry_after).into()))
-            }
-            KindProj::Inner { future } => {
-                let result = ready!(future.poll(cx)).map_err(Into::into);
-                if let Some(mut admitted) = this.admitted.take() {
-                    let count_throttled = admitted.core.config.count_throttled;
-                    let outcome = match &result {
-                        Ok(res) => {
-                            outcome(this.classify.classify_response(res), count_throttled, false)
-                        }
-                        Err(err) => {
-                            outcome(this.classify.classify_error(&**err), count_throttled, true)
-                        }
-                    };
-                    admitted
-                        .core
-                        .complete(admitted.admission, outcome, admitted.started);
-                    // The outcome is recorded: the permit is not given back on drop.
-                    admitted.admission = Admission::Pass;
+        let mut this = self.project();
+        loop {
+            let future = match this.kind.as_mut().project() {
+                KindProj::Rejected { retry_after } => {
+                    return Poll::Ready(Err(CircuitOpen::new(*retry_after).into()));
                 }
-                Poll::Ready(result)
-            }
+                KindProj::Waiting { waiting } => {
+                    if !waiting.admitted {
+                        ready!(waiting.sleep.as_mut().poll(cx));
+                        let core = &waiting.core;
+                        match core.admit() {
+                            Admission::Reject(retry_after) => {
+                                match next_try(Instant::now(), retry_after, waiting.deadline) {
+                                    Some(next) => {
+                                        waiting.sleep.as_mut().reset(next);
+                                        continue;
+                                    }
+                                    None => {
+                                        return Poll::Ready(Err(
+                                            CircuitOpen::new(retry_after).into()
+                                        ));
+                                    }
+                                }
+                            }
+                            Admission::Pass => {}
+                            admission @ (Admission::Closed(_) | Admission::Probe(_)) => {
+                                *this.admitted = Some(Admitted {
+                                    core: Arc::clone(core),
+                                    admission,
+                                    started: None,
+                                });
+                            }
+                        }
+                        waiting.admitted = true;
+                    }
+                    // Admitted: only now take the inner service's readiness (a permit of a
+                    // `ConcurrencyLimit` below is not held while waiting for the circuit).
+                    if let Err(error) = ready!(waiting.inner.poll_ready(cx)) {
+                        // The probe permit, if any, goes back with `admitted`.
+                        this.admitted.take();
+                        return Poll::Ready(Err(error.into()));
+                    }
+                    let Some(request) = waiting.request.take() else {
+                        return Poll::Ready(Err("polled after completion".into()));
+                    };
+                    if let Some(admitted) = this.admitted.as_mut() {
+                        if admitted.core.times_calls() {
+                            admitted.started = Some(Instant::now());
+                        }
+                    }
+                    waiting.inner.call(request)
+                }
+                KindProj::Inner { future } => {
+                    let result = ready!(future.poll(cx)).map_err(Into::into);
+                    if let Some(mut admitted) = this.admitted.take() {
+                        let count_throttled = admitted.core.config.count_throttled;
+                        let outcome = match &result {
+                            Ok(res) => outcome(
+                                this.classify.classify_response(res),
+                                count_throttled,
+                                false,
+                            ),
+                            Err(err) => {
+                                outcome(this.classify.classify_error(&**err), count_throttled, true)
+                            }
+                        };
+                        admitted
+                            .core
+                            .complete(admitted.admission, outcome, admitted.started);
+                        // The outcome is recorded: the permit is not given back on drop.
+                        admitted.admission = Admission::Pass;
+                    }
+                    return Poll::Ready(result);
+                }
+            };
+            this.kind.set(Kind::Inner { future });
         }
     }
 }

@@ -43,6 +43,7 @@ impl CircuitBreakerLayer {
                 break_duration: Duration::from_secs(30),
                 max_break_duration: Duration::from_secs(300),
                 break_jitter: 0.0,
+                max_wait: Duration::ZERO,
                 half_open_calls: 1,
                 count_throttled: false,
             },
@@ -165,6 +166,19 @@ impl<C> CircuitBreakerBuilder<C> {
     /// different times. Defaults to 0 (exact breaks).
     pub fn break_jitter(mut self, jitter: f64) -> Self {
         self.config.break_jitter = jitter;
+        self
+    }
+
+    /// How long a request may wait for an open circuit to let it through — the breaker's
+    /// counterpart of the token bucket's `max_wait` — instead of failing at once with
+    /// `CircuitOpen`. A waiting request asks again when the break ends (and every 100 ms
+    /// while a half-open circuit has no probe permit free), so it goes as the probe, or once
+    /// the circuit closes; if the next chance lies past its wait it fails with `CircuitOpen`
+    /// then. It holds no permit of the inner service while it waits (it takes a clone's
+    /// readiness once admitted), and dropping it leaves nothing behind. The request extension
+    /// [`CircuitWait`](crate::CircuitWait) overrides it per request. Defaults to zero: fail fast.
+    pub fn max_wait(mut self, wait: Duration) -> Self {
+        self.config.max_wait = wait;
         self
     }
 

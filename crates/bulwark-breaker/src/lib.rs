@@ -78,5 +78,5 @@ mod window;
 pub use bulwark_http::CircuitOpen;
 pub use handle::{BreakerHandle, BreakerMetrics, BreakerState, Transition};
 pub use layer::{CircuitBreakerBuilder, CircuitBreakerLayer};
-pub use service::CircuitBreaker;
+pub use service::{CircuitBreaker, CircuitWait};
 pub use window::Window;

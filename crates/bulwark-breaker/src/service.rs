@@ -4,6 +4,7 @@ use std::{
     fmt,
     sync::Arc,
     task::{Context, Poll},
+    time::Duration,
 };
 
 use bulwark_http::{BoxError, Classify, HttpClassifier};
@@ -12,10 +13,28 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 use crate::{
-    future::{Admitted, ResponseFuture},
+    future::{next_try, Admitted, ResponseFuture, Waiting},
     handle::BreakerHandle,
     shared::{Admission, Shared},
 };
+
+/// Per-request override of [`max_wait`](crate::CircuitBreakerBuilder::max_wait): how long this
+/// request may wait for an open circuit to let it through (`Duration::ZERO`: fail at once).
+/// Put it in the request's extensions.
+///
+/// ```
+/// use std::time::Duration;
+/// use bulwark_breaker::CircuitWait;
+///
+/// let mut req = http::Request::post("https://api.example/v1/pages").body(()).unwrap();
+/// // A batch job's write would rather arrive late than fail while the upstream recovers.
+/// req.extensions_mut().insert(CircuitWait(Duration::from_secs(20)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CircuitWait(pub Duration);
+
+/// Stands in for an endless wait (`Duration::MAX` does not fit an `Instant`).
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Fails fast with [`CircuitOpen`](bulwark_http::CircuitOpen) while the upstream is failing.
 ///
@@ -88,13 +107,13 @@ impl<S: fmt::Debug, C> fmt::Debug for CircuitBreaker<S, C> {
 
 impl<S, C, ReqB, ResB> Service<Request<ReqB>> for CircuitBreaker<S, C>
 where
-    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    S: Service<Request<ReqB>, Response = Response<ResB>> + Clone,
     S::Error: Into<BoxError>,
     C: Classify,
 {
     type Response = Response<ResB>;
     type Error = BoxError;
-    type Future = ResponseFuture<S::Future, C>;
+    type Future = ResponseFuture<S, ReqB, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -105,6 +124,27 @@ where
         let admission = core.admit();
         let admitted = match admission {
             Admission::Reject(retry_after) => {
+                let wait = req
+                    .extensions()
+                    .get::<CircuitWait>()
+                    .map_or(core.config.max_wait, |w| w.0);
+                let now = Instant::now();
+                let deadline = now.checked_add(wait).unwrap_or(now + FOREVER);
+                if let Some(first) =
+                    next_try(now, retry_after, deadline).filter(|_| !wait.is_zero())
+                {
+                    // Wait for the circuit on a clone: the readied service stays here, and the
+                    // clone takes its readiness only once admitted.
+                    let waiting = Waiting {
+                        sleep: Box::pin(tokio::time::sleep_until(first)),
+                        request: Some(req),
+                        inner: self.inner.clone(),
+                        deadline,
+                        core: self.shared.lane(),
+                        admitted: false,
+                    };
+                    return ResponseFuture::waiting(waiting, self.classify.clone());
+                }
                 return ResponseFuture::rejected(retry_after, self.classify.clone());
             }
             Admission::Pass => None,

@@ -32,6 +32,8 @@ pub(crate) struct Config {
     pub(crate) max_break_duration: Duration,
     /// Each break is lengthened by up to this fraction of itself, at random.
     pub(crate) break_jitter: f64,
+    /// How long a request may wait for an open circuit (0: refused at once).
+    pub(crate) max_wait: Duration,
     pub(crate) half_open_calls: u16,
     pub(crate) count_throttled: bool,
 }

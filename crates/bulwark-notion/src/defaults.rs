@@ -40,6 +40,9 @@ pub const MAX_BREAK_DURATION: Duration = Duration::from_secs(4);
 /// Each break lasts up to this fraction longer, at random, so processes that opened together
 /// do not probe together.
 pub const BREAK_JITTER: f64 = 0.25;
+/// How long a write (or a read with no stored copy) waits for an open circuit instead of
+/// failing at once; cached reads fail fast to their stale copy.
+pub const WRITE_WAIT: Duration = Duration::from_secs(30);
 
 /// Requests per second, per token (Notion's published average).
 pub const RATE_PER_SECOND: u32 = 3;

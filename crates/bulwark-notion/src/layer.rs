@@ -82,6 +82,7 @@ pub struct NotionLayerBuilder {
     user_agent: String,
     attempt_timeout: Duration,
     max_response_bytes: usize,
+    write_wait: Duration,
     retry: NotionRetry,
     breaker: NotionBreaker,
     bucket: NotionBucket,
@@ -96,6 +97,7 @@ impl fmt::Debug for NotionLayerBuilder {
             .field("user_agent", &self.user_agent)
             .field("attempt_timeout", &self.attempt_timeout)
             .field("max_response_bytes", &self.max_response_bytes)
+            .field("write_wait", &self.write_wait)
             .field("retry", &self.retry)
             .field("breaker", &self.breaker)
             .field("bucket", &self.bucket)
@@ -145,6 +147,7 @@ impl NotionLayerBuilder {
             user_agent: defaults::USER_AGENT.to_owned(),
             attempt_timeout: defaults::ATTEMPT_TIMEOUT,
             max_response_bytes: defaults::MAX_RESPONSE_BYTES,
+            write_wait: defaults::WRITE_WAIT,
             retry,
             breaker,
             bucket,
@@ -175,6 +178,23 @@ impl NotionLayerBuilder {
     /// [`defaults::USER_AGENT`] (`bulwark-notion/<version>`).
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
         self.user_agent = user_agent.into();
+        self
+    }
+
+    /// How long a request with no stored copy to fall back on — a write, or a read the cache
+    /// does not keep — waits for an open circuit to let it through (the circuit breaker's
+    /// [`max_wait`](bulwark_breaker::CircuitBreakerBuilder::max_wait), given per request as
+    /// [`CircuitWait`](bulwark_breaker::CircuitWait), which a caller's own extension overrides).
+    /// Cacheable reads fail fast instead: the cache answers them with the last good copy.
+    /// `Duration::ZERO` makes every request fail fast. Defaults to
+    /// [`defaults::WRITE_WAIT`], 30 s.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// assert_eq!(bulwark_notion::defaults::WRITE_WAIT, Duration::from_secs(30));
+    /// ```
+    pub fn write_wait(mut self, wait: Duration) -> Self {
+        self.write_wait = wait;
         self
     }
 
@@ -329,6 +349,8 @@ impl NotionLayerBuilder {
                 version,
                 user_agent,
                 canonical_bodies: cache_on,
+                write_wait: bulwark_breaker::CircuitWait(self.write_wait),
+                cache_on,
             }),
             cache,
             cache_on,
@@ -371,6 +393,10 @@ struct Headers {
     user_agent: HeaderValue,
     /// Rewrite read-only POST bodies canonically (only worth it with the cache on).
     canonical_bodies: bool,
+    /// How long a request without a stored copy waits for an open circuit.
+    write_wait: bulwark_breaker::CircuitWait,
+    /// The stale cache is on (cacheable reads have a copy to fall back on).
+    cache_on: bool,
 }
 
 impl fmt::Debug for Headers {
@@ -582,6 +608,17 @@ where
         }
         if !headers.contains_key(header::USER_AGENT) {
             headers.insert(header::USER_AGENT, self.headers.user_agent.clone());
+        }
+        // Reads the cache keeps fail fast on an open circuit (their stored copy answers);
+        // anything else waits for it, unless the caller said otherwise.
+        let fails_fast = self.headers.cache_on && routes::is_cacheable(req.method(), req.uri());
+        if !fails_fast
+            && req
+                .extensions()
+                .get::<bulwark_breaker::CircuitWait>()
+                .is_none()
+        {
+            req.extensions_mut().insert(self.headers.write_wait);
         }
         if self.headers.canonical_bodies
             && req.method() == Method::POST
