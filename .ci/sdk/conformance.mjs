@@ -10,6 +10,7 @@
 // NOTION_REJECT_PROXY_URL is a second proxy started with --max-wait-ms 0.
 // Prints one line per check, "ok - …" or "not ok - …"; exits 1 if any failed.
 
+import { randomUUID } from "node:crypto";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { isDeepStrictEqual } from "node:util";
@@ -186,9 +187,9 @@ await check("circuit-breaker rejection is APIResponseError service_unavailable (
   const noRetry = client(PROXY);
   const upstream503 = [];
   for (let attempt = 1; attempt <= 40; attempt += 1) {
-    const error = await rejection(() =>
-      noRetry.notion.pages.create({ parent: { data_source_id: "ds_1" }, properties: pageProps(`outage ${attempt}`) }),
-    );
+    // Reads of pages nobody read before: no stored copy can answer them, and unlike writes
+    // (which wait for the circuit, up to the preset's write_wait) they fail fast.
+    const error = await rejection(() => noRetry.notion.pages.retrieve({ page_id: randomUUID() }));
     assert(isNotionClientError(error), `not a Notion client error: ${error}`);
     assert(APIResponseError.isAPIResponseError(error), `not an API response error: ${describeError(error)}`);
     assert(error.code === APIErrorCode.ServiceUnavailable, `code ${error.code}: ${error.message}`);

@@ -20,6 +20,7 @@ import signal
 import sys
 import time
 import urllib.request
+import uuid
 from importlib.metadata import version
 
 import httpx
@@ -246,11 +247,9 @@ def circuit_rejection():
     no_retry, _ = client(PROXY)
     upstream_503 = 0
     for attempt in range(1, 41):
-        error = rejection(
-            lambda: no_retry.pages.create(
-                parent={"data_source_id": "ds_1"}, properties=page_props(f"outage {attempt}")
-            )
-        )
+        # Reads of pages nobody read before: no stored copy can answer them, and unlike
+        # writes (which wait for the circuit, up to the preset's write_wait) they fail fast.
+        error = rejection(lambda: no_retry.pages.retrieve(page_id=str(uuid.uuid4())))
         expect(is_notion_client_error(error), f"not a Notion client error: {error!r}")
         expect(isinstance(error, APIResponseError), f"not an APIResponseError: {describe(error)}")
         expect(error.code == APIErrorCode.ServiceUnavailable, describe(error))
