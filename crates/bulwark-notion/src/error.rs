@@ -59,7 +59,7 @@ pub enum NotionErrorCode {
     Unknown(String),
 }
 
-const CODES: [(&str, NotionErrorCode); 17] = [
+pub(crate) const CODES: [(&str, NotionErrorCode); 17] = [
     ("invalid_json", NotionErrorCode::InvalidJson),
     ("invalid_request_url", NotionErrorCode::InvalidRequestUrl),
     ("invalid_request", NotionErrorCode::InvalidRequest),
@@ -86,6 +86,18 @@ const CODES: [(&str, NotionErrorCode); 17] = [
 ];
 
 impl NotionErrorCode {
+    /// Whether Notion documents this code (anything but [`Unknown`](Self::Unknown)).
+    ///
+    /// ```
+    /// use bulwark_notion::NotionErrorCode;
+    /// assert!(NotionErrorCode::from("rate_limited").is_known());
+    /// assert!(!NotionErrorCode::from("something_new").is_known());
+    /// ```
+    #[must_use]
+    pub const fn is_known(&self) -> bool {
+        !matches!(self, Self::Unknown(_))
+    }
+
     /// The code as Notion spells it.
     #[must_use]
     pub fn as_str(&self) -> &str {

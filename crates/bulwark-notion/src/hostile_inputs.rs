@@ -12,32 +12,13 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 use crate::body::finish;
-use crate::error::REQUEST_ID_HEADER;
+use crate::error::{CODES, REQUEST_ID_HEADER};
+use crate::layer::has_float;
 use crate::routes::{is_cacheable, is_idempotent, is_read_only_post};
 use crate::{
     canonical_json, from_edge, NotionBreakerClassifier, NotionClassifier, NotionError,
     NotionErrorCode, UnexpectedResponse,
 };
-
-const KNOWN_CODES: &[&str] = &[
-    "invalid_json",
-    "invalid_request_url",
-    "invalid_request",
-    "invalid_grant",
-    "validation_error",
-    "missing_version",
-    "unauthorized",
-    "restricted_resource",
-    "object_not_found",
-    "conflict_error",
-    "rate_limited",
-    "internal_server_error",
-    "bad_gateway",
-    "service_unavailable",
-    "database_connection_unavailable",
-    "gateway_timeout",
-    "service_overload",
-];
 
 /// A string of anything: ASCII, controls, quotes, multi-byte and astral characters.
 fn text(rng: &mut Rng, max: usize) -> String {
@@ -56,7 +37,7 @@ fn notion_error(rng: &mut Rng) -> NotionError {
         let name = text(rng, 12);
         NotionErrorCode::from(name.as_str())
     } else {
-        NotionErrorCode::from(pick(rng, KNOWN_CODES))
+        CODES[rng.usize(..CODES.len())].1.clone()
     };
     let additional_data = match rng.u8(..3) {
         // Floats aside (serde_json reads them back only to within a unit in the last place),
@@ -206,7 +187,7 @@ fn check_classes<B>(res: &Response<B>, headers: &HeaderMap, code: Option<&Notion
         | "service_unavailable"
         | "database_connection_unavailable"
         | "gateway_timeout" => known("transient"),
-        c if KNOWN_CODES.contains(&c) => known("permanent"),
+        c if NotionErrorCode::from(c).is_known() => known("permanent"),
         _ => None,
     });
     let expected = match status {
@@ -246,15 +227,6 @@ fn depth(value: &Value) -> usize {
         Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
         Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
         _ => 0,
-    }
-}
-
-fn has_float(value: &Value) -> bool {
-    match value {
-        Value::Number(n) => n.is_f64(),
-        Value::Array(items) => items.iter().any(has_float),
-        Value::Object(map) => map.values().any(has_float),
-        _ => false,
     }
 }
 

@@ -653,7 +653,7 @@ pub fn canonical_json(bytes: &[u8]) -> Option<Vec<u8>> {
 
 /// `true` when a number might not survive a round trip text-for-text (floats, and integers
 /// beyond 64 bits, which serde_json reads as floats).
-fn has_float(value: &Value) -> bool {
+pub(crate) fn has_float(value: &Value) -> bool {
     match value {
         Value::Number(n) => n.is_f64(),
         Value::Array(items) => items.iter().any(has_float),

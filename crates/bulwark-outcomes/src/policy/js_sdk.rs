@@ -30,27 +30,6 @@ const INITIAL_RETRY_DELAY: Duration = Duration::from_secs(1);
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(60);
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The codes the SDK knows (`APIErrorCode`); a body with another `code` is not a Notion error.
-const KNOWN_CODES: &[&str] = &[
-    "unauthorized",
-    "restricted_resource",
-    "object_not_found",
-    "rate_limited",
-    "invalid_json",
-    "invalid_request_url",
-    "invalid_request",
-    "invalid_grant",
-    "validation_error",
-    "missing_version",
-    "conflict_error",
-    "internal_server_error",
-    "bad_gateway",
-    "service_unavailable",
-    "database_connection_unavailable",
-    "gateway_timeout",
-    "service_overload",
-];
-
 /// The JS SDK's policy over `inner`.
 #[derive(Clone)]
 pub(crate) struct JsSdk {
@@ -85,7 +64,10 @@ fn notion_code(res: &Res) -> Option<String> {
     let body: Value = serde_json::from_slice(res.body()).ok()?;
     body.get("message")?.as_str()?;
     let code = body.get("code")?.as_str()?;
-    KNOWN_CODES.contains(&code).then(|| code.to_owned())
+    // The SDK's `APIErrorCode` is the list Notion documents.
+    bulwark_notion::NotionErrorCode::from(code)
+        .is_known()
+        .then(|| code.to_owned())
 }
 
 /// Whether the SDK retries this answer to `method`.
