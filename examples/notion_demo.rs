@@ -734,13 +734,11 @@ impl Column {
             ),
             (
                 "failed writes",
-                match self.landed_anyway {
-                    Some(landed) => format!(
-                        "{} of {} ({landed} landed anyway)",
-                        self.failed_writes, self.writes
-                    ),
-                    None => format!("{} of {}", self.failed_writes, self.writes),
-                },
+                format!("{} of {}", self.failed_writes, self.writes),
+            ),
+            (
+                "failed but applied (the page exists)",
+                opt(self.landed_anyway.map(|n| n.to_string())),
             ),
             ("pages created", opt(self.created.map(|n| n.to_string()))),
             (
@@ -844,7 +842,12 @@ async fn demo(args: &Args) -> Result<(), BoxError> {
 
     let bare_fake = start_fake(args.seed).await?;
     let bulwark_fake = start_fake(args.seed).await?;
-    let layer = NotionLayer::builder().token(TOKEN).build()?;
+    // The demo's creates carry a unique title: the preset settles an ambiguous create by
+    // looking it up instead of reporting a failure that may have landed.
+    let layer = NotionLayer::builder()
+        .token(TOKEN)
+        .dedupe_creates_by("Name")
+        .build()?;
     let http = Client::builder(TokioExecutor::new()).build_http::<BufferedBody>();
     let bulwark_svc = with_bulwark(layer.layer(http));
     let bare_svc = bare(TOKEN)?;
@@ -977,7 +980,7 @@ fn print_header(args: &Args, plan: &Plan, ops: &[Op]) {
     println!(
         "            in a row or 50 % of 10 calls in 30 s, 1-4 s breaks; bucket 3/s per token;"
     );
-    println!("            stale cache 5 min)");
+    println!("            stale cache 5 min; creates deduplicated by their title: dedupe_creates_by(\"Name\"))");
     println!();
 }
 
@@ -1009,12 +1012,15 @@ fn print_footer(bare: &Column, bulwark: &Column, layer: &NotionLayer) {
             bulwark.retries.unwrap_or(0),
         ),
         format!(
-            "Writes: {} duplicate pages with bulwark, {} without. A 502 after the page was created \
-             is ambiguous, so bulwark does not retry it ({} of its failed writes landed anyway); a \
+            "Writes: {} duplicate pages with bulwark, {} without; {} writes reported failed \
+             although the page exists with bulwark, {} without. A 502 after the page was created \
+             is ambiguous: bulwark looks the page up by its title (dedupe_creates_by) and answers \
+             with it when it exists, sends the create again only when it certainly does not; a \
              client that retried every 502 would have duplicated them.",
             n(bulwark.duplicates),
             n(bare.duplicates),
             n(bulwark.landed_anyway),
+            n(bare.landed_anyway),
         ),
     ];
     if bulwark.refused_writes > 0 {

@@ -25,6 +25,7 @@ pub(crate) struct Config<B> {
     pub(crate) key: Option<KeyText<B>>,
     pub(crate) vary: Vec<HeaderName>,
     pub(crate) coalesce: bool,
+    pub(crate) coalesce_wait: Option<Duration>,
 }
 
 /// Serves the last good response when the upstream fails (see the [crate docs](crate)).
@@ -44,6 +45,7 @@ pub struct StaleCacheLayer<C = HttpClassifier, B = bulwark_http::BufferedBody> {
     key: Option<KeyText<B>>,
     vary: Vec<HeaderName>,
     coalesce: bool,
+    coalesce_wait: Option<Duration>,
     classify: C,
     remote: Remote,
     store: Arc<Store>,
@@ -67,6 +69,7 @@ impl<B> StaleCacheLayer<HttpClassifier, B> {
             key: None,
             vary: Vec::new(),
             coalesce: true,
+            coalesce_wait: None,
             classify: HttpClassifier,
             remote: shared::no_remote(),
             store: Arc::new(Store::new(
@@ -214,6 +217,25 @@ impl<C, B> StaleCacheLayer<C, B> {
         self
     }
 
+    /// How long a request waits for an identical one already in flight before it goes to the
+    /// upstream on its own (when [`coalesce`](Self::coalesce) is on). Defaults to no limit:
+    /// followers wait for the leader however long it takes. A limit keeps one slow call from
+    /// holding up every identical request behind it, at the price of a second upstream call
+    /// when the first is slow. `Duration::ZERO` is the same as `coalesce(false)`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bulwark_cache::StaleCacheLayer;
+    ///
+    /// let layer = StaleCacheLayer::<_, bulwark_http::BufferedBody>::new()
+    ///     .coalesce_wait(Duration::from_secs(2));
+    /// # let _ = layer;
+    /// ```
+    pub fn coalesce_wait(mut self, wait: Duration) -> Self {
+        self.coalesce_wait = Some(wait);
+        self
+    }
+
     /// Classifies upstream outcomes with `classify`. Defaults to [`HttpClassifier`].
     pub fn classify<C2: Classify>(self, classify: C2) -> StaleCacheLayer<C2, B> {
         StaleCacheLayer {
@@ -225,6 +247,7 @@ impl<C, B> StaleCacheLayer<C, B> {
             key: self.key,
             vary: self.vary,
             coalesce: self.coalesce,
+            coalesce_wait: self.coalesce_wait,
             classify,
             remote: self.remote,
             store: self.store,
@@ -249,6 +272,7 @@ impl<C: Clone, B> Clone for StaleCacheLayer<C, B> {
             key: self.key.clone(),
             vary: self.vary.clone(),
             coalesce: self.coalesce,
+            coalesce_wait: self.coalesce_wait,
             classify: self.classify.clone(),
             remote: self.remote.clone(),
             store: Arc::clone(&self.store),
@@ -264,6 +288,7 @@ impl<C: fmt::Debug, B> fmt::Debug for StaleCacheLayer<C, B> {
             .field("max_bytes", &self.max_bytes)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("coalesce", &self.coalesce)
+            .field("coalesce_wait", &self.coalesce_wait)
             .field("classify", &self.classify)
             .finish_non_exhaustive()
     }
@@ -282,6 +307,7 @@ impl<S, C: Clone, B> Layer<S> for StaleCacheLayer<C, B> {
                 key: self.key.clone(),
                 vary: self.vary.clone(),
                 coalesce: self.coalesce,
+                coalesce_wait: self.coalesce_wait,
             }),
             Arc::clone(&self.store),
             self.classify.clone(),

@@ -348,7 +348,7 @@ where
     let mut leader = None;
     // Coalescing: one leader per key calls the upstream; the others wait for its outcome.
     // Bounded: each round either leads, or waits for a leader that then finishes or drops.
-    if config.coalesce {
+    if config.coalesce && config.coalesce_wait != Some(std::time::Duration::ZERO) {
         loop {
             let role = {
                 let mut inflight = store
@@ -375,7 +375,15 @@ where
                     break;
                 }
                 Role::Follow(mut rx) => {
-                    let _ = rx.wait_for(|o| *o != Outcome::Pending).await;
+                    let settled = rx.wait_for(|o| *o != Outcome::Pending);
+                    match config.coalesce_wait {
+                        None => drop(settled.await),
+                        Some(wait) => {
+                            if tokio::time::timeout(wait, settled).await.is_err() {
+                                break; // the leader is slow: go to the upstream alone
+                            }
+                        }
+                    }
                     let outcome = *rx.borrow();
                     match outcome {
                         Outcome::Stored => {

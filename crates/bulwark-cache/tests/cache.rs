@@ -457,6 +457,38 @@ async fn a_dropped_leader_hands_over() {
     assert_eq!(up.calls(), 2, "the leader's call, then one follower's");
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_follower_stops_waiting_for_a_slow_leader_after_coalesce_wait() {
+    let up = Upstream::new(Next::Slow(30_000));
+    let svc = StaleCacheLayer::new()
+        .coalesce_wait(Duration::from_secs(2))
+        .layer(up.service());
+    let start = tokio::time::Instant::now();
+    let leader = tokio::spawn(svc.clone().oneshot(get("/p", "a")));
+    tokio::task::yield_now().await;
+    up.set(Next::Ok("quick"));
+    let follower = svc.clone().oneshot(get("/p", "a")).await.unwrap();
+    assert_eq!(body(follower).await, "quick");
+    assert_eq!(
+        start.elapsed(),
+        Duration::from_secs(2),
+        "waited 2 s, then went alone"
+    );
+    assert_eq!(up.calls(), 2);
+    assert_eq!(body(leader.await.unwrap().unwrap()).await, "slow");
+    // Without the limit a follower waits for the leader however long it takes.
+    let up = Upstream::new(Next::Slow(30_000));
+    let svc = StaleCacheLayer::new().layer(up.service());
+    let start = tokio::time::Instant::now();
+    let leader = tokio::spawn(svc.clone().oneshot(get("/p", "a")));
+    tokio::task::yield_now().await;
+    let follower = svc.clone().oneshot(get("/p", "a")).await.unwrap();
+    assert_eq!(body(follower).await, "slow");
+    assert_eq!(start.elapsed(), Duration::from_secs(30));
+    assert_eq!(up.calls(), 1);
+    leader.await.unwrap().unwrap();
+}
+
 /// Leaders and followers of coalesced misses cancelled in bulk, leaders again and again: every
 /// survivor gets the answer, each handover costs exactly one more upstream call, and a request
 /// after everyone left leads at once (no ghost leader holds the key).

@@ -21,8 +21,8 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 use crate::{
-    error::UnexpectedResponse, rejection::rejection_error, Notion, NotionError, NotionLayer,
-    NotionLayerBuilder,
+    error::UnexpectedResponse, rejection::rejection_error, MaybeApplied, Notion, NotionError,
+    NotionLayer, NotionLayerBuilder, Reconciled,
 };
 
 /// Notion's API base URL.
@@ -44,6 +44,10 @@ pub enum Error {
     UnexpectedResponse(UnexpectedResponse),
     /// The request never got an answer: connect failure, timeout, reset.
     Transport(BoxError),
+    /// A write failed in a way that leaves open whether Notion applied it (a 5xx or a timeout
+    /// that bulwark could not settle; see [`reconcile`](crate::reconcile)). Check before
+    /// sending it again; [`MaybeApplied::notion`] holds Notion's error when it answered one.
+    MaybeApplied(Box<MaybeApplied>),
     /// The request could not be built (a path or query that is not a valid URI).
     InvalidRequest(String),
 }
@@ -51,11 +55,19 @@ pub enum Error {
 impl Error {
     /// The Notion error, when this is one.
     #[must_use]
-    pub const fn notion(&self) -> Option<&NotionError> {
+    pub fn notion(&self) -> Option<&NotionError> {
         match self {
             Self::Api(err) => Some(&**err),
+            Self::MaybeApplied(err) => err.notion(),
             _ => None,
         }
+    }
+
+    /// Whether the request may have been applied although it failed: always `false` except
+    /// for [`Error::MaybeApplied`].
+    #[must_use]
+    pub const fn may_have_been_applied(&self) -> bool {
+        matches!(self, Self::MaybeApplied(_))
     }
 }
 
@@ -65,6 +77,7 @@ impl fmt::Display for Error {
             Self::Api(err) => err.fmt(f),
             Self::UnexpectedResponse(err) => err.fmt(f),
             Self::Transport(err) => write!(f, "Notion request failed: {err}"),
+            Self::MaybeApplied(err) => err.fmt(f),
             Self::InvalidRequest(why) => write!(f, "invalid Notion request: {why}"),
         }
     }
@@ -76,6 +89,7 @@ impl std::error::Error for Error {
             Self::Api(err) => Some(&**err),
             Self::UnexpectedResponse(err) => Some(err),
             Self::Transport(err) => Some(&**err),
+            Self::MaybeApplied(err) => Some(&**err),
             Self::InvalidRequest(_) => None,
         }
     }
@@ -325,14 +339,14 @@ impl Client {
     }
 
     async fn send(&self, method: Method, path: &str, body: Value) -> Result<Value, Error> {
-        let req = self.request(method, path, body)?;
+        let req = self.request(method.clone(), path, body)?;
         let res = self
             .service
             .clone()
             .oneshot(req)
             .await
             .map_err(local_error)?;
-        read(res).await
+        read(res, &method, &self.api_path(path)).await
     }
 
     fn request(
@@ -412,13 +426,22 @@ fn local_error(err: BoxError) -> Error {
                 Error::Api(Box::new(err))
             }
         }
-        _ => Error::Transport(err),
+        _ => match err.downcast::<MaybeApplied>() {
+            Ok(maybe) => Error::MaybeApplied(maybe),
+            Err(err) => Error::Transport(err),
+        },
     }
 }
 
-async fn read(res: Response<CacheBody<BufferedBody>>) -> Result<Value, Error> {
+async fn read(
+    res: Response<CacheBody<BufferedBody>>,
+    method: &Method,
+    path: &str,
+) -> Result<Value, Error> {
     let (parts, body) = res.into_parts();
     let bytes = body.collect().await.map_err(Error::Transport)?.to_bytes();
+    let maybe_applied =
+        parts.extensions.get::<Reconciled>() == Some(&Reconciled::MayHaveBeenApplied);
     if parts.status.is_success() {
         return serde_json::from_slice(&bytes).map_err(|_| {
             Error::UnexpectedResponse(UnexpectedResponse::new(
@@ -428,15 +451,28 @@ async fn read(res: Response<CacheBody<BufferedBody>>) -> Result<Value, Error> {
             ))
         });
     }
-    if let Some(err) = parts.extensions.get::<NotionError>() {
-        return Err(Error::Api(Box::new(err.clone())));
-    }
     let status = if parts.status.as_u16() < 400 {
         StatusCode::BAD_GATEWAY
     } else {
         parts.status
     };
-    match NotionError::from_response(status, &parts.headers, &bytes) {
+    let parsed = match parts.extensions.get::<NotionError>() {
+        Some(err) => Ok(err.clone()),
+        None => NotionError::from_response(status, &parts.headers, &bytes),
+    };
+    if maybe_applied {
+        let source: BoxError = match parsed {
+            Ok(err) => Box::new(err),
+            Err(unexpected) => Box::new(unexpected),
+        };
+        return Err(Error::MaybeApplied(Box::new(MaybeApplied::new(
+            method.as_str(),
+            path,
+            source,
+            None,
+        ))));
+    }
+    match parsed {
         Ok(err) => Err(Error::Api(Box::new(err))),
         Err(unexpected) => Err(Error::UnexpectedResponse(unexpected)),
     }

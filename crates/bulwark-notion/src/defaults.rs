@@ -44,6 +44,15 @@ pub const BREAK_JITTER: f64 = 0.25;
 /// failing at once; cached reads fail fast to their stale copy.
 pub const WRITE_WAIT: Duration = Duration::from_secs(30);
 
+/// How long a read waits for an identical read already in flight before it asks Notion
+/// itself: one answer late by tens of seconds no longer holds up every identical read
+/// (measured by `cargo bench --bench outcomes`, profile `slow`).
+pub const COALESCE_WAIT: Duration = Duration::from_secs(2);
+
+/// Whether a page update (`PATCH /v1/pages/{id}`) that fails ambiguously is read back and
+/// settled ([`NotionLayerBuilder::reconcile_page_updates`](crate::NotionLayerBuilder::reconcile_page_updates)).
+pub const RECONCILE_PAGE_UPDATES: bool = true;
+
 /// Requests per second, per token (Notion's published average).
 pub const RATE_PER_SECOND: u32 = 3;
 /// Requests admitted back to back.

@@ -23,7 +23,9 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::{
-    defaults, routes, NotionBody, NotionBodyLayer, NotionBreakerClassifier, NotionClassifier,
+    defaults,
+    reconcile::{Reconcile, ReconcileConfig},
+    routes, NotionBody, NotionBodyLayer, NotionBreakerClassifier, NotionClassifier,
 };
 
 /// The `Notion-Version` the preset sends unless told otherwise ([`defaults::NOTION_VERSION`]).
@@ -50,12 +52,14 @@ pub type NotionCache = StaleCacheLayer<NotionClassifier, BufferedBody>;
 
 /// The composed stack inside [`Notion`], outermost first.
 pub type NotionStack<S> = StaleCache<
-    Retry<
-        CircuitBreaker<
-            TokenBucket<Timeout<NotionBody<S>>, NotionClassifier, KeyedBy<TokenKey>, u64>,
-            NotionBreakerClassifier,
+    Reconcile<
+        Retry<
+            CircuitBreaker<
+                TokenBucket<Timeout<NotionBody<S>>, NotionClassifier, KeyedBy<TokenKey>, u64>,
+                NotionBreakerClassifier,
+            >,
+            NotionClassifier,
         >,
-        NotionClassifier,
     >,
     NotionClassifier,
     BufferedBody,
@@ -83,6 +87,7 @@ pub struct NotionLayerBuilder {
     attempt_timeout: Duration,
     max_response_bytes: usize,
     write_wait: Duration,
+    reconcile: ReconcileConfig,
     retry: NotionRetry,
     breaker: NotionBreaker,
     bucket: NotionBucket,
@@ -98,6 +103,7 @@ impl fmt::Debug for NotionLayerBuilder {
             .field("attempt_timeout", &self.attempt_timeout)
             .field("max_response_bytes", &self.max_response_bytes)
             .field("write_wait", &self.write_wait)
+            .field("reconcile", &self.reconcile)
             .field("retry", &self.retry)
             .field("breaker", &self.breaker)
             .field("bucket", &self.bucket)
@@ -148,6 +154,10 @@ impl NotionLayerBuilder {
             attempt_timeout: defaults::ATTEMPT_TIMEOUT,
             max_response_bytes: defaults::MAX_RESPONSE_BYTES,
             write_wait: defaults::WRITE_WAIT,
+            reconcile: ReconcileConfig {
+                dedupe_by: None,
+                page_updates: defaults::RECONCILE_PAGE_UPDATES,
+            },
             retry,
             breaker,
             bucket,
@@ -195,6 +205,52 @@ impl NotionLayerBuilder {
     /// ```
     pub fn write_wait(mut self, wait: Duration) -> Self {
         self.write_wait = wait;
+        self
+    }
+
+    /// Makes creates that fail ambiguously safe to settle: `property` holds a value unique to
+    /// each page your integration creates (an external id, a sync key). When a
+    /// `POST /v1/pages` into a data source (or a database with one data source) sets it and
+    /// then fails ambiguously — a 5xx, a timeout, a reset, after which Notion may or may not
+    /// have made the page — the preset queries the parent for a page whose `property` equals
+    /// the body's value: found, that page is the answer (`200`, [`Reconciled::Found`]);
+    /// certainly absent, the create is sent again (at most twice); the lookup failing, the
+    /// failure comes back marked [`Reconciled::MayHaveBeenApplied`] (or as a
+    /// [`MaybeApplied`](crate::MaybeApplied) error). The property may be a `title`,
+    /// `rich_text`, `number`, `select`, `url`, `email` or `phone_number`; a create without a
+    /// value for it is only marked. See [`reconcile`](crate::reconcile) for the whole table.
+    ///
+    /// Without this, an ambiguous create is never sent again and comes back marked
+    /// `may-have-been-applied`.
+    ///
+    /// ```
+    /// use bulwark_notion::NotionLayer;
+    ///
+    /// let layer = NotionLayer::builder().dedupe_creates_by("External ID").build()?;
+    /// # let _ = layer;
+    /// # Ok::<_, bulwark_http::InvalidConfig>(())
+    /// ```
+    ///
+    /// [`Reconciled::Found`]: crate::Reconciled::Found
+    /// [`Reconciled::MayHaveBeenApplied`]: crate::Reconciled::MayHaveBeenApplied
+    pub fn dedupe_creates_by(mut self, property: impl Into<String>) -> Self {
+        self.reconcile.dedupe_by = Some(Arc::from(property.into()));
+        self
+    }
+
+    /// Whether a `PATCH /v1/pages/{id}` that fails ambiguously is read back: when the page
+    /// already holds what the update set, the page is the answer (`200`,
+    /// [`Reconciled::Verified`](crate::Reconciled::Verified)); when it does not, the update is
+    /// sent again — a page update replaces values, so a second one cannot apply anything
+    /// twice; when the read fails or the update sets something that cannot be compared (an
+    /// icon, a file), the failure comes back marked `may-have-been-applied`. Defaults to
+    /// [`defaults::RECONCILE_PAGE_UPDATES`], on.
+    ///
+    /// ```
+    /// assert!(bulwark_notion::defaults::RECONCILE_PAGE_UPDATES);
+    /// ```
+    pub fn reconcile_page_updates(mut self, on: bool) -> Self {
+        self.reconcile.page_updates = on;
         self
     }
 
@@ -337,6 +393,17 @@ impl NotionLayerBuilder {
         if self.attempt_timeout.is_zero() {
             return Err(InvalidConfig::new("attempt_timeout", "must be above zero"));
         }
+        if self
+            .reconcile
+            .dedupe_by
+            .as_deref()
+            .is_some_and(|p| p.trim().is_empty())
+        {
+            return Err(InvalidConfig::new(
+                "dedupe_creates_by",
+                "the property name is empty",
+            ));
+        }
         let cache_on = self.cache.is_some();
         let cache = match self.cache {
             // Notion-Version stays in the key whatever vary headers a closure set.
@@ -354,6 +421,7 @@ impl NotionLayerBuilder {
             }),
             cache,
             cache_on,
+            reconcile: Arc::new(self.reconcile),
             retry: self.retry,
             breaker: self.breaker.build()?,
             bucket: self.bucket,
@@ -368,6 +436,7 @@ impl NotionLayerBuilder {
 fn default_cache() -> NotionCache {
     StaleCacheLayer::<bulwark_http::HttpClassifier, BufferedBody>::new()
         .stale_if_error(defaults::STALE_IF_ERROR)
+        .coalesce_wait(defaults::COALESCE_WAIT)
         .cacheable(routes::is_cacheable)
         .vary_headers([NOTION_VERSION])
         .classify(NotionClassifier)
@@ -461,6 +530,7 @@ pub struct NotionLayer {
     headers: Arc<Headers>,
     cache: NotionCache,
     cache_on: bool,
+    reconcile: Arc<ReconcileConfig>,
     retry: NotionRetry,
     breaker: CircuitBreakerLayer<NotionBreakerClassifier>,
     bucket: NotionBucket,
@@ -473,6 +543,7 @@ impl fmt::Debug for NotionLayer {
         f.debug_struct("NotionLayer")
             .field("headers", &self.headers)
             .field("cache", &self.cache_on.then_some(&self.cache))
+            .field("reconcile", &self.reconcile)
             .field("retry", &self.retry)
             .field("breaker", &self.breaker)
             .field("bucket", &self.bucket)
@@ -528,6 +599,7 @@ impl<S> Layer<S> for NotionLayer {
         let inner = self.bucket.layer(inner);
         let inner = self.breaker.layer(inner);
         let inner = self.retry.layer(inner);
+        let inner = Reconcile::new(inner, Arc::clone(&self.reconcile));
         let inner = self.cache.layer(inner);
         Notion {
             headers: Arc::clone(&self.headers),

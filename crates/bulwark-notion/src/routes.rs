@@ -13,7 +13,7 @@ use http::{Method, Uri};
 
 /// The part of `path` from `/v1/` on, or `None` when it is not a Notion API path or not
 /// [plain](is_plain) anywhere, mount prefix included.
-fn api_path(path: &str) -> Option<&str> {
+pub(crate) fn api_path(path: &str) -> Option<&str> {
     let path = path.split(['?', '#']).next().unwrap_or_default();
     let path = path.trim_end_matches('/');
     if !is_plain(path) {

@@ -14,7 +14,7 @@ per profile (or, with --json, one JSON document).
   --profile NAME   only this profile (repeatable): steady-429, flaky-5xx, outage-20s,
                    outage-5min, flapping, slow, edge-html, overload-529
   --policy NAME    only this policy (repeatable): bare, naive, notion-js-sdk, tower-resilience,
-                   tower-resilience-no-breaker, bulwark
+                   tower-resilience-no-breaker, bulwark, bulwark-dedupe
   -h, --help       this text";
 
 /// What the command line asks for.

@@ -43,17 +43,21 @@ pub enum Policy {
     TowerResilienceNoBreaker,
     /// bulwark's `NotionLayer` as shipped.
     Bulwark,
+    /// bulwark's `NotionLayer` with `dedupe_creates_by("Name")` (the workload's creates carry
+    /// a unique title).
+    BulwarkDedupe,
 }
 
 impl Policy {
     /// Every policy, in the order the tables print.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Bare,
         Self::Naive,
         Self::NotionJsSdk,
         Self::TowerResilience,
         Self::TowerResilienceNoBreaker,
         Self::Bulwark,
+        Self::BulwarkDedupe,
     ];
 
     /// The policy's name on the command line and in the tables.
@@ -66,15 +70,18 @@ impl Policy {
             Self::TowerResilience => "tower-resilience",
             Self::TowerResilienceNoBreaker => "tower-resilience (retry+limiter)",
             Self::Bulwark => "bulwark",
+            Self::BulwarkDedupe => "bulwark (dedupe)",
         }
     }
 
-    /// The policy called `name` (also `tower-resilience-no-breaker` for the second
-    /// tower-resilience row), if any.
+    /// The policy called `name` (also `tower-resilience-no-breaker` and `bulwark-dedupe`, names
+    /// without spaces or parentheses for the command line), if any.
     #[must_use]
     pub fn from_name(name: &str) -> Option<Self> {
-        if name == "tower-resilience-no-breaker" {
-            return Some(Self::TowerResilienceNoBreaker);
+        match name {
+            "tower-resilience-no-breaker" => return Some(Self::TowerResilienceNoBreaker),
+            "bulwark-dedupe" => return Some(Self::BulwarkDedupe),
+            _ => {}
         }
         Self::ALL.into_iter().find(|p| p.name() == name)
     }
@@ -97,6 +104,9 @@ impl Policy {
                 "the same without the circuit breaker (whose open state runs on the wall clock)"
             }
             Self::Bulwark => "NotionLayer::builder().build(): bulwark's Notion preset as shipped",
+            Self::BulwarkDedupe => {
+                "NotionLayer::builder().dedupe_creates_by(\"Name\").build(): the preset told which property identifies a created page"
+            }
         }
     }
 
@@ -113,6 +123,13 @@ impl Policy {
             Self::TowerResilienceNoBreaker => resilience::stack(collected(upstream), false),
             Self::Bulwark => {
                 let layer = NotionLayer::builder()
+                    .build()
+                    .expect("the preset's defaults are valid");
+                collected(layer.layer(upstream))
+            }
+            Self::BulwarkDedupe => {
+                let layer = NotionLayer::builder()
+                    .dedupe_creates_by("Name")
                     .build()
                     .expect("the preset's defaults are valid");
                 collected(layer.layer(upstream))
