@@ -212,10 +212,11 @@ async fn a_thousand_page_creations_never_duplicate_and_retry_every_429() {
                     breaker_waits += 1;
                     tokio::time::sleep(err.retry_after.unwrap()).await;
                 }
-                Err(Error::Api(err)) => match &err.code {
-                    NotionErrorCode::BadGateway => break "502",
-                    NotionErrorCode::GatewayTimeout => break "504",
-                    other => panic!("unexpected {other} for {title}: {err}"),
+                // A 502/504 on a create is ambiguous: its type says it may have been applied.
+                Err(Error::MaybeApplied(err)) => match err.notion().map(|e| &e.code) {
+                    Some(NotionErrorCode::BadGateway) => break "502",
+                    Some(NotionErrorCode::GatewayTimeout) => break "504",
+                    other => panic!("unexpected {other:?} for {title}: {err}"),
                 },
                 Err(other) => panic!("unexpected error for {title}: {other}"),
             }

@@ -108,7 +108,7 @@ mod tests {
         let none: [&str; 0] = [];
         let args = Args::parse(none).unwrap();
         assert_eq!(args.settings, Settings::new(Settings::DEFAULT_SEED));
-        assert_eq!((args.profiles.len(), args.policies.len()), (8, 6));
+        assert_eq!((args.profiles.len(), args.policies.len()), (8, 7));
         assert!(!args.json && !args.help);
 
         let args = Args::parse([

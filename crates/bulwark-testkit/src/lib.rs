@@ -11,8 +11,21 @@
 //!   `GET /v1/blocks/{id}`, `GET`/`PATCH /v1/blocks/{id}/children`, with
 //!   cursor pagination (`page_size` ≤ 100, `start_cursor`, `next_cursor`,
 //!   `has_more`). One database, [`SEED_DATABASE_ID`] (data source
-//!   [`SEED_DATA_SOURCE_ID`]), always exists; filters and sorts of queries
-//!   are validated but not applied.
+//!   [`SEED_DATA_SOURCE_ID`]), always exists.
+//! - **Query filters and sorts**, applied before pagination as Notion
+//!   documents them: property filters on `title`, `rich_text`, `url`,
+//!   `email`, `phone_number` (`equals`, `contains`, `starts_with`, …,
+//!   `is_empty`), `number` / `unique_id` (`equals`, `greater_than`, …),
+//!   `checkbox`, `select` / `status`, `multi_select` / `people` / `relation`
+//!   (`contains`), `files` and `date`; `created_time` / `last_edited_time`
+//!   timestamp filters (ISO 8601 dates or date-times, `past_week` and the
+//!   like); `and` / `or` nested two levels deep; `sorts` by property or
+//!   timestamp, the first key most significant, empty values last. A bad
+//!   filter or sort answers Notion's 400 `validation_error` (`Could not find
+//!   property with name or id: X.` for an unknown property). The schema has
+//!   only `Name`, so a query may also name any property a row has or a
+//!   create / update of a row named, even one a fault kept from landing.
+//!   Formula and rollup filters are not emulated.
 //! - **Checks, in Notion's words:** 401 `unauthorized` (no or unknown bearer
 //!   token), 400 `missing_version` (no `Notion-Version`), 429 `rate_limited`
 //!   (per-token token bucket, integer `Retry-After`,
@@ -108,6 +121,7 @@ pub mod fuzz;
 #[cfg(test)]
 mod hostile_inputs;
 mod in_process;
+mod query;
 mod record;
 mod redis_server;
 mod server;

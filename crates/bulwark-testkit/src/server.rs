@@ -251,6 +251,7 @@ async fn respond(
         body,
         request_id: rid,
     };
+    api::learn_properties(shared, &request);
     let real = |request: &ApiRequest<'_>| {
         if too_large {
             validation_error(

@@ -109,7 +109,7 @@ fn notion_url(id: &str) -> String {
 }
 
 /// The concatenated plain text of a rich-text array.
-fn rich_text_plain(items: &Value) -> String {
+pub(crate) fn rich_text_plain(items: &Value) -> String {
     items
         .as_array()
         .map(|items| {
@@ -430,6 +430,9 @@ pub(crate) struct Store {
     /// Children block ids of a page or block, in order.
     children: HashMap<String, Vec<String>>,
     created: String,
+    /// Properties requests to create or update rows of the database have named (name →
+    /// normalized property), landed or not: see [`Self::learn_properties`].
+    named: Map<String, Value>,
 }
 
 impl Store {
@@ -441,6 +444,7 @@ impl Store {
             blocks: HashMap::new(),
             children: HashMap::new(),
             created: iso8601(SystemTime::now()),
+            named: Map::new(),
         };
         for i in 1..=seed_pages {
             let props = normalize_properties(Some(&json!({
@@ -454,6 +458,29 @@ impl Store {
 
     pub(crate) fn pages(&self) -> &[Page] {
         &self.pages
+    }
+
+    /// Remembers the properties a request to create or update a row of the database names,
+    /// even one a fault keeps from landing. FakeNotion's database has no schema beyond
+    /// `Name`; these stand in for the properties a real one would have, so a query may name
+    /// a property before any row has it.
+    pub(crate) fn learn_properties(&mut self, properties: &Map<String, Value>) {
+        for (name, property) in properties {
+            if !self.named.contains_key(name) {
+                let mut kept = Map::new();
+                for key in ["id", "type"] {
+                    if let Some(value) = property.get(key) {
+                        kept.insert(key.to_owned(), value.clone());
+                    }
+                }
+                self.named.insert(name.clone(), Value::Object(kept));
+            }
+        }
+    }
+
+    /// The properties [`Self::learn_properties`] remembered.
+    pub(crate) fn named_properties(&self) -> &Map<String, Value> {
+        &self.named
     }
 
     pub(crate) fn block_count(&self) -> usize {
@@ -652,7 +679,7 @@ impl Store {
     }
 
     /// The database schema shared by the database and its data source.
-    fn schema() -> Value {
+    pub(crate) fn schema() -> Value {
         json!({"Name": {"id": "title", "name": "Name", "type": "title", "title": {}}})
     }
 
