@@ -1003,7 +1003,7 @@ fn print_footer(bare: &Column, bulwark: &Column, layer: &NotionLayer) {
             "Load: bulwark made {} upstream calls for {} operations, the bare client {}. 429s: {} \
              with bulwark (its bucket keeps to 3/s, a 429 pauses it), {} without. Its {} retries \
              repeated reads (GETs, read-only queries) after a 5xx and any request after a 429, \
-             never a page creation after a 5xx.",
+             never a page creation blindly after a 5xx.",
             n(bulwark.upstream),
             bulwark.reads + bulwark.writes,
             n(bare.upstream),

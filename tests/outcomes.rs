@@ -4,7 +4,9 @@
 //!
 //! - bulwark never writes a page twice;
 //! - bulwark never receives more 429s than the official JS SDK's policy;
-//! - bulwark never completes fewer reads than no policy at all.
+//! - bulwark never completes fewer reads than no policy at all;
+//! - with `dedupe_creates_by`, no write the caller was told failed had been applied, and the
+//!   outage ends in a first success within 5 s.
 //!
 //! Virtual time: each run is a paused-clock runtime of its own (see `bulwark_outcomes::run`).
 
@@ -12,7 +14,12 @@ use std::time::Duration;
 
 use bulwark_outcomes::{run_profile, Policy, Profile, ProfileReport, Settings};
 
-const POLICIES: [Policy; 3] = [Policy::Bare, Policy::NotionJsSdk, Policy::Bulwark];
+const POLICIES: [Policy; 4] = [
+    Policy::Bare,
+    Policy::NotionJsSdk,
+    Policy::Bulwark,
+    Policy::BulwarkDedupe,
+];
 
 fn check(report: &ProfileReport) {
     let row = |policy| {
@@ -22,10 +29,11 @@ fn check(report: &ProfileReport) {
             .find(|row| row.policy == policy)
             .expect("every policy ran")
     };
-    let (bare, sdk, bulwark) = (
+    let (bare, sdk, bulwark, dedupe) = (
         row(Policy::Bare),
         row(Policy::NotionJsSdk),
         row(Policy::Bulwark),
+        row(Policy::BulwarkDedupe),
     );
     let name = report.profile.name();
     assert!(
@@ -33,8 +41,13 @@ fn check(report: &ProfileReport) {
         "{name}: same work"
     );
     assert_eq!(
-        bulwark.duplicated_writes, 0,
+        bulwark.duplicated_writes + dedupe.duplicated_writes,
+        0,
         "{name}: bulwark duplicated a write"
+    );
+    assert_eq!(
+        dedupe.failed_but_applied, 0,
+        "{name}: with dedupe, a write reported failed had been applied"
     );
     assert!(
         bulwark.throttled <= sdk.throttled,
@@ -69,6 +82,14 @@ fn outage_20s_bulwark_never_duplicates_never_throttles_more_never_reads_less() {
             row.recoveries.len(),
             1,
             "{:?}: one outage, one recovery",
+            row.policy
+        );
+    }
+    for row in report.rows.iter().filter(|r| r.policy >= Policy::Bulwark) {
+        let recovery = row.recoveries[0].expect("bulwark recovers");
+        assert!(
+            recovery <= Duration::from_secs(5),
+            "{:?}: first success {recovery:?} after the outage",
             row.policy
         );
     }

@@ -407,3 +407,32 @@ fn an_empty_dedupe_property_is_refused() {
         .unwrap_err();
     assert_eq!(err.field(), "dedupe_creates_by");
 }
+
+/// During an outage settling gives up within the write's wait for the circuit (30 s), on top
+/// of the wait the write itself had: never minutes of lookups and resends.
+#[tokio::test(start_paused = true)]
+async fn settling_is_bounded_by_the_write_wait_during_an_outage() {
+    let fake = fake();
+    fake.faults().outage(true);
+    let started = tokio::time::Instant::now();
+    let (status, mark, _) = send(
+        &fake,
+        &dedupe(),
+        Method::POST,
+        "/v1/pages",
+        &create_body("k-9"),
+    )
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    assert_eq!(status, 503);
+    assert!(
+        matches!(
+            mark,
+            Some(Reconciled::MayHaveBeenApplied | Reconciled::NotApplied)
+        ),
+        "{mark:?}"
+    );
+    assert!(took <= std::time::Duration::from_secs(65), "took {took:?}");
+    assert_eq!(with_key(&fake, "k-9"), 0);
+}

@@ -34,12 +34,14 @@ use std::{
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
+    time::Duration,
 };
 
 use bulwark_http::{BoxError, BufferedBody, Class, Classify};
 use http::{header, request::Parts, HeaderName, HeaderValue, Method, Request, Response, Uri};
 use pin_project_lite::pin_project;
 use serde_json::{json, Map, Value};
+use tokio::time::Instant;
 use tower::ServiceExt;
 use tower_service::Service;
 
@@ -51,6 +53,10 @@ pub const RECONCILED_HEADER: HeaderName = HeaderName::from_static("bulwark-recon
 
 /// How many times a write found certainly unapplied is sent again.
 const MAX_RESENDS: usize = 2;
+
+/// The least time settling a write may take, even for a write told not to wait for the
+/// circuit (lookups go through the token bucket too).
+const MIN_SETTLE: Duration = Duration::from_secs(5);
 
 /// How bulwark settled a write whose answer was ambiguous (a response extension, also sent
 /// as the [`RECONCILED_HEADER`] header). See the [module docs](self).
@@ -667,6 +673,17 @@ impl Sent {
         Some(Request::from_parts(parts, body))
     }
 
+    /// How long settling the write may take: as long as it may wait for an open circuit
+    /// ([`CircuitWait`](bulwark_breaker::CircuitWait), set by the preset), at least
+    /// [`MIN_SETTLE`].
+    fn budget(&self) -> Duration {
+        self.parts
+            .extensions
+            .get::<bulwark_breaker::CircuitWait>()
+            .map_or(crate::defaults::WRITE_WAIT, |wait| wait.0)
+            .max(MIN_SETTLE)
+    }
+
     fn describe(&self) -> (String, String) {
         (
             self.parts.method.to_string(),
@@ -700,6 +717,7 @@ where
 {
     let mut result = first.await;
     let mut resends = 0;
+    let mut deadline = None;
     loop {
         if !ambiguous(&result) {
             return if resends > 0 {
@@ -708,12 +726,29 @@ where
                 result
             };
         }
-        let seen = match &write {
-            Write::Other => return maybe_applied(result, &copy, None),
-            Write::Create(lookup) => find_created(inner.clone(), &copy, lookup).await,
-            Write::PageUpdate { page, expected } => {
-                read_back(inner.clone(), &copy, page, expected).await
+        if matches!(write, Write::Other) {
+            return maybe_applied(result, &copy, None);
+        }
+        // Settling takes at most as long as the write may wait for an open circuit.
+        let deadline = *deadline.get_or_insert_with(|| Instant::now().checked_add(copy.budget()));
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+        if left == Some(Duration::ZERO) {
+            let why = format!("gave up settling it after {:?}", copy.budget());
+            return maybe_applied(result, &copy, Some(why));
+        }
+        let svc = inner.clone();
+        let look = async {
+            match &write {
+                Write::Create(lookup) => find_created(svc, &copy, lookup).await,
+                Write::PageUpdate { page, expected } => read_back(svc, &copy, page, expected).await,
+                Write::Other => Seen::Unknown(String::new()),
             }
+        };
+        let seen = match left {
+            None => look.await,
+            Some(left) => tokio::time::timeout(left, look).await.unwrap_or_else(|_| {
+                Seen::Unknown(format!("the lookup took longer than {:?}", copy.budget()))
+            }),
         };
         match seen {
             Seen::Applied(page, request_id) => {
@@ -724,7 +759,9 @@ where
                 return Ok(answer(&page, request_id, how));
             }
             Seen::Unknown(why) => return maybe_applied(result, &copy, Some(why)),
-            Seen::Absent if resends == MAX_RESENDS => {
+            Seen::Absent
+                if resends == MAX_RESENDS || deadline.is_some_and(|d| Instant::now() >= d) =>
+            {
                 return match result {
                     Ok(res) => Ok(mark(res, Reconciled::NotApplied)),
                     Err(err) => Err(err),
