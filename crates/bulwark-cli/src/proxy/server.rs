@@ -285,7 +285,11 @@ impl Proxy {
                         Admission::Full => {
                             shared.counters.refused.fetch_add(1, Ordering::Relaxed);
                             let max = shared.config.max_connections;
-                            refuse(stream, max, &mut tasks, 2 * max);
+                            // Lingering refusals hold descriptors too: at most one per eight
+                            // table slots beyond the table, so that a flood arriving faster
+                            // than evicted connections close cannot exhaust the process's
+                            // descriptors (found under `ulimit -n 1024` on a loaded machine).
+                            refuse(stream, max, &mut tasks, max + max / 8 + 1);
                         }
                     }
                 }
