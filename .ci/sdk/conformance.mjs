@@ -188,7 +188,7 @@ await check("circuit-breaker rejection is APIResponseError service_unavailable (
   const upstream503 = [];
   for (let attempt = 1; attempt <= 40; attempt += 1) {
     // Reads of pages nobody read before: no stored copy can answer them, and unlike writes
-    // (which wait for the circuit, up to the preset's write_wait) they fail fast.
+    // (which wait for the circuit, up to the preset's write_max_wait) they fail fast.
     const error = await rejection(() => noRetry.notion.pages.retrieve({ page_id: randomUUID() }));
     assert(isNotionClientError(error), `not a Notion client error: ${error}`);
     assert(APIResponseError.isAPIResponseError(error), `not an API response error: ${describeError(error)}`);

@@ -248,7 +248,7 @@ def circuit_rejection():
     upstream_503 = 0
     for attempt in range(1, 41):
         # Reads of pages nobody read before: no stored copy can answer them, and unlike
-        # writes (which wait for the circuit, up to the preset's write_wait) they fail fast.
+        # writes (which wait for the circuit, up to the preset's write_max_wait) they fail fast.
         error = rejection(lambda: no_retry.pages.retrieve(page_id=str(uuid.uuid4())))
         expect(is_notion_client_error(error), f"not a Notion client error: {error!r}")
         expect(isinstance(error, APIResponseError), f"not an APIResponseError: {describe(error)}")

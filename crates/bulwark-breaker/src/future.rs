@@ -18,18 +18,21 @@ use tower_service::Service;
 
 use crate::shared::{Admission, Lane, Outcome};
 
-/// An admitted call; gives a probe permit back if dropped before its outcome is known.
+/// An admitted call. Dropped before its outcome is recorded, it hands the call to
+/// [`Core::abandon`](crate::shared::Core::abandon): a call that ran past the slow-call
+/// threshold is a failure, one dropped sooner (or never sent) gives its probe permit back.
 pub(crate) struct Admitted {
     /// This thread's lane: keeps the core alive without writing its reference count.
     pub(crate) core: Lane,
     pub(crate) admission: Admission,
+    /// When the inner service was called (`None`: not yet, e.g. waiting for its readiness).
     pub(crate) started: Option<Instant>,
 }
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        if let Admission::Probe(generation) = self.admission {
-            self.core.release_probe(generation);
+        if matches!(self.admission, Admission::Closed(_) | Admission::Probe(_)) {
+            self.core.abandon(self.admission, self.started);
         }
     }
 }
@@ -37,9 +40,17 @@ impl Drop for Admitted {
 pin_project! {
     /// Response future of [`CircuitBreaker`](crate::CircuitBreaker).
     ///
-    /// Dropping it while it is a half-open probe gives the probe permit back; dropping it while
-    /// it waits for an open circuit ([`max_wait`](crate::CircuitBreakerBuilder::max_wait))
-    /// leaves nothing behind.
+    /// Dropped before the inner service answered, it is recorded by the
+    /// [drop rule](crate::CircuitBreakerBuilder::slow_call_threshold): a failure if the call
+    /// had run at least the slow-call threshold; otherwise nothing, and a half-open probe's
+    /// permit goes back. Dropped while it waits for an open circuit
+    /// ([`max_wait`](crate::CircuitBreakerBuilder::max_wait)) or for the inner service's
+    /// readiness, it leaves nothing behind.
+    ///
+    /// # Panics
+    /// Only as any `tokio::time` sleep does: a request that waits for an open circuit must be
+    /// polled inside a Tokio runtime with the time driver enabled. The breaker itself never
+    /// panics.
     pub struct ResponseFuture<S, ReqB, C>
     where
         S: Service<Request<ReqB>>,
@@ -58,18 +69,54 @@ pin_project! {
         S: Service<Request<ReqB>>,
     {
         Rejected { retry_after: Duration },
-        // Waiting for the open circuit to let it through (boxed: the slow path only). The
-        // inner service is a clone whose readiness is taken only once admitted.
+        // Waiting for the open circuit to let it through (boxed: the slow path only).
         Waiting { waiting: Box<Waiting<S, ReqB>> },
+        // Admitted without the inner service's readiness (the circuit let it through after
+        // `poll_ready` had seen it refusing): a clone is readied, then called.
+        Readying { call: Box<PendingCall<S, ReqB>> },
         Inner { #[pin] future: S::Future },
+    }
+}
+
+/// A clone of the inner service and the request it will be called with once ready.
+pub(crate) struct PendingCall<S, ReqB> {
+    pub(crate) inner: S,
+    pub(crate) request: Option<Request<ReqB>>,
+}
+
+impl<S, ReqB> PendingCall<S, ReqB>
+where
+    S: Service<Request<ReqB>>,
+    S::Error: Into<BoxError>,
+{
+    /// Takes the inner service's readiness, then calls it, stamping the admitted call's start.
+    fn poll_call(
+        &mut self,
+        admitted: &mut Option<Admitted>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<S::Future, BoxError>> {
+        if let Err(error) = ready!(self.inner.poll_ready(cx)) {
+            // Never sent: the probe permit, if any, goes back with `admitted`.
+            admitted.take();
+            return Poll::Ready(Err(error.into()));
+        }
+        let Some(request) = self.request.take() else {
+            return Poll::Ready(Err("polled after completion".into()));
+        };
+        if let Some(admitted) = admitted.as_mut() {
+            admitted.started = Some(Instant::now());
+        }
+        Poll::Ready(Ok(self.inner.call(request)))
     }
 }
 
 /// A request waiting for an open circuit.
 pub(crate) struct Waiting<S, ReqB> {
-    pub(crate) sleep: Pin<Box<Sleep>>,
-    pub(crate) request: Option<Request<ReqB>>,
-    pub(crate) inner: S,
+    /// Created on the first poll (so `call` works outside a runtime), then reset.
+    pub(crate) sleep: Option<Pin<Box<Sleep>>>,
+    /// When to ask the circuit again.
+    pub(crate) wake_at: Instant,
+    pub(crate) call: PendingCall<S, ReqB>,
     pub(crate) deadline: Instant,
     pub(crate) core: Lane,
     /// Admitted: now waiting for the inner service's readiness.
@@ -103,6 +150,20 @@ where
     pub(crate) fn inner(future: S::Future, admitted: Option<Admitted>, classify: C) -> Self {
         Self {
             kind: Kind::Inner { future },
+            admitted,
+            classify,
+        }
+    }
+
+    pub(crate) fn readying(
+        call: PendingCall<S, ReqB>,
+        admitted: Option<Admitted>,
+        classify: C,
+    ) -> Self {
+        Self {
+            kind: Kind::Readying {
+                call: Box::new(call),
+            },
             admitted,
             classify,
         }
@@ -156,14 +217,20 @@ where
                     return Poll::Ready(Err(CircuitOpen::new(*retry_after).into()));
                 }
                 KindProj::Waiting { waiting } => {
+                    let waiting = &mut **waiting;
                     if !waiting.admitted {
-                        ready!(waiting.sleep.as_mut().poll(cx));
+                        let wake_at = waiting.wake_at;
+                        let sleep = waiting
+                            .sleep
+                            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(wake_at)));
+                        ready!(sleep.as_mut().poll(cx));
                         let core = &waiting.core;
                         match core.admit() {
                             Admission::Reject(retry_after) => {
                                 match next_try(Instant::now(), retry_after, waiting.deadline) {
                                     Some(next) => {
-                                        waiting.sleep.as_mut().reset(next);
+                                        waiting.wake_at = next;
+                                        sleep.as_mut().reset(next);
                                         continue;
                                     }
                                     None => {
@@ -186,21 +253,9 @@ where
                     }
                     // Admitted: only now take the inner service's readiness (a permit of a
                     // `ConcurrencyLimit` below is not held while waiting for the circuit).
-                    if let Err(error) = ready!(waiting.inner.poll_ready(cx)) {
-                        // The probe permit, if any, goes back with `admitted`.
-                        this.admitted.take();
-                        return Poll::Ready(Err(error.into()));
-                    }
-                    let Some(request) = waiting.request.take() else {
-                        return Poll::Ready(Err("polled after completion".into()));
-                    };
-                    if let Some(admitted) = this.admitted.as_mut() {
-                        if admitted.core.times_calls() {
-                            admitted.started = Some(Instant::now());
-                        }
-                    }
-                    waiting.inner.call(request)
+                    ready!(waiting.call.poll_call(this.admitted, cx))?
                 }
+                KindProj::Readying { call } => ready!(call.poll_call(this.admitted, cx))?,
                 KindProj::Inner { future } => {
                     let result = ready!(future.poll(cx)).map_err(Into::into);
                     if let Some(mut admitted) = this.admitted.take() {

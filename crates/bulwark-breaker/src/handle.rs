@@ -62,8 +62,12 @@ pub struct BreakerMetrics {
     pub calls: u64,
     /// Of those, failures.
     pub failures: u64,
-    /// Of those, slower than the slow-call threshold.
+    /// Of those, slower than the
+    /// [slow-call threshold](crate::CircuitBreakerBuilder::slow_call_threshold).
     pub slow_calls: u64,
+    /// Of the failures, calls whose response future was dropped after running at least the
+    /// slow-call threshold — given up on by a timeout (or a caller) outside the breaker.
+    pub abandoned: u64,
     /// Calls rejected without reaching the inner service.
     pub rejections: u64,
     /// Times the circuit opened (from closed or from a failed half-open).

@@ -25,6 +25,9 @@ pub struct CircuitBreakerLayer<C = HttpClassifier> {
 
 impl CircuitBreakerLayer {
     /// A breaker with the defaults listed on each [`CircuitBreakerBuilder`] setter.
+    ///
+    /// # Panics
+    /// Never: the defaults are valid.
     pub fn new() -> Self {
         Self::builder()
             .build()
@@ -39,7 +42,8 @@ impl CircuitBreakerLayer {
                 minimum_calls: 20,
                 window: Window::time(Duration::from_secs(30)),
                 consecutive_failures: 5,
-                slow_call: None,
+                slow_call_threshold: DEFAULT_SLOW_CALL_THRESHOLD,
+                slow_call_ratio: None,
                 break_duration: Duration::from_secs(30),
                 max_break_duration: Duration::from_secs(300),
                 break_jitter: 0.0,
@@ -48,6 +52,7 @@ impl CircuitBreakerLayer {
                 count_throttled: false,
             },
             half_open_calls: 1,
+            threshold_set_by: "slow_call_threshold",
             classify: HttpClassifier,
             on_transition: None,
         }
@@ -102,9 +107,14 @@ pub struct CircuitBreakerBuilder<C = HttpClassifier> {
     config: Config,
     /// Kept wide so `build` can reject values that do not fit the packed state.
     half_open_calls: u32,
+    /// The setter that set the slow-call threshold last, for `InvalidConfig`.
+    threshold_set_by: &'static str,
     classify: C,
     on_transition: Option<OnTransition>,
 }
+
+/// The default [`slow_call_threshold`](CircuitBreakerBuilder::slow_call_threshold).
+const DEFAULT_SLOW_CALL_THRESHOLD: Duration = Duration::from_secs(1);
 
 impl<C: fmt::Debug> fmt::Debug for CircuitBreakerBuilder<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -142,14 +152,44 @@ impl<C> CircuitBreakerBuilder<C> {
         self
     }
 
-    /// A call taking at least `threshold` is slow; opens when the share of slow calls in the
-    /// window is at least `ratio`. A slow half-open probe counts as failed. Defaults to off.
+    /// A call taking at least `threshold` is slow (this sets
+    /// [`slow_call_threshold`](Self::slow_call_threshold)); opens when the share of slow calls
+    /// in the window is at least `ratio`. A slow half-open probe then counts as failed.
+    /// Defaults to off: slow calls are counted in the metrics but never open the circuit.
     pub fn slow_call(mut self, threshold: Duration, ratio: f64) -> Self {
-        self.config.slow_call = Some((threshold, ratio));
+        self.config.slow_call_threshold = threshold;
+        self.config.slow_call_ratio = Some(ratio);
+        self.threshold_set_by = "slow_call";
         self
     }
 
-    /// How long the circuit stays open before probing. Defaults to 30 s.
+    /// How long a call may run before it is *slow*. Defaults to 1 s.
+    ///
+    /// Two rules use it:
+    /// - **A dropped call.** When a call's response future is dropped before the inner
+    ///   service answered — a [`tower::timeout`] *outside* the breaker gave up on it, or a
+    ///   caller went away — the breaker records it as a **failure** (and a slow call) if it
+    ///   had run at least this long, exactly as if the upstream had answered with a 504; a
+    ///   call dropped sooner is not held against the upstream (a cancelled client says
+    ///   nothing about it) and, if it was a half-open probe, gives its permit back. Set it
+    ///   at or below the timeout you put around the breaker, or that timeout goes unseen;
+    ///   `Duration::MAX` turns the rule off. Time spent in layers below the breaker (waiting
+    ///   for a token bucket, for a `ConcurrencyLimit` permit) counts toward it.
+    /// - **Slow calls.** Completed calls at least this long are counted in
+    ///   [`BreakerMetrics::slow_calls`](crate::BreakerMetrics::slow_calls), and open the
+    ///   circuit once their share reaches the ratio given to [`slow_call`](Self::slow_call).
+    ///
+    /// See [where a timeout belongs](crate#where-a-timeout-belongs).
+    ///
+    /// [`tower::timeout`]: https://docs.rs/tower/latest/tower/timeout/index.html
+    pub fn slow_call_threshold(mut self, threshold: Duration) -> Self {
+        self.config.slow_call_threshold = threshold;
+        self.threshold_set_by = "slow_call_threshold";
+        self
+    }
+
+    /// How long the circuit stays open before probing, rounded up to whole milliseconds.
+    /// Defaults to 30 s.
     pub fn break_duration(mut self, duration: Duration) -> Self {
         self.config.break_duration = duration;
         self
@@ -176,7 +216,8 @@ impl<C> CircuitBreakerBuilder<C> {
     /// the circuit closes; if the next chance lies past its wait it fails with `CircuitOpen`
     /// then. It holds no permit of the inner service while it waits (it takes a clone's
     /// readiness once admitted), and dropping it leaves nothing behind. The request extension
-    /// [`CircuitWait`](crate::CircuitWait) overrides it per request. Defaults to zero: fail fast.
+    /// [`CircuitWait`](crate::CircuitWait) overrides it per request. `Duration::MAX` waits as
+    /// long as it takes (the deadline saturates at a century). Defaults to zero: fail fast.
     pub fn max_wait(mut self, wait: Duration) -> Self {
         self.config.max_wait = wait;
         self
@@ -201,6 +242,7 @@ impl<C> CircuitBreakerBuilder<C> {
         CircuitBreakerBuilder {
             config: self.config,
             half_open_calls: self.half_open_calls,
+            threshold_set_by: self.threshold_set_by,
             classify,
             on_transition: self.on_transition,
         }
@@ -223,9 +265,18 @@ impl<C> CircuitBreakerBuilder<C> {
     /// - `minimum_calls` is 0;
     /// - the window is a count of 0 or over 1 000 000, or a duration under 10 ms;
     /// - `slow_call` has a zero threshold or a ratio not in `(0, 1]`;
+    /// - `slow_call_threshold` is zero (the field named is the setter that set it last);
     /// - `break_duration` is zero or `max_break_duration` is shorter than it;
     /// - `break_jitter` is not in `0.0..=1.0` (NaN included);
     /// - `half_open_calls` is 0 or over 65 535.
+    ///
+    /// Everything else is accepted at any value, up to `Duration::MAX` and `u32::MAX`.
+    ///
+    /// # Panics
+    /// Never, and neither does the layer it builds, whatever the settings: durations that do
+    /// not fit the clock saturate (a `Duration::MAX` break or wait lasts "forever"; breaks are
+    /// kept in whole milliseconds, rounded up, at least 1 ms, and at most ~1100 years),
+    /// counters saturate.
     pub fn build(self) -> Result<CircuitBreakerLayer<C>, InvalidConfig> {
         let mut config = self.config;
         let ratio_ok = |r: f64| r.is_finite() && r > 0.0 && r <= 1.0;
@@ -253,13 +304,19 @@ impl<C> CircuitBreakerBuilder<C> {
             }
             _ => {}
         }
-        if let Some((threshold, ratio)) = config.slow_call {
-            if threshold.is_zero() || !ratio_ok(ratio) {
+        if let Some(ratio) = config.slow_call_ratio {
+            if !ratio_ok(ratio) {
                 return Err(InvalidConfig::new(
                     "slow_call",
-                    format!("threshold {threshold:?} must be > 0 and ratio {ratio} in (0, 1]"),
+                    format!("ratio {ratio} is not in (0, 1]"),
                 ));
             }
+        }
+        if config.slow_call_threshold.is_zero() {
+            return Err(InvalidConfig::new(
+                self.threshold_set_by,
+                "the slow-call threshold must be longer than zero",
+            ));
         }
         if config.break_duration.is_zero() {
             return Err(InvalidConfig::new(

@@ -3,7 +3,7 @@
 use std::{
     fmt,
     sync::Arc,
-    task::{Context, Poll},
+    task::{ready, Context, Poll},
     time::Duration,
 };
 
@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tower_service::Service;
 
 use crate::{
-    future::{next_try, Admitted, ResponseFuture, Waiting},
+    future::{next_try, Admitted, PendingCall, ResponseFuture, Waiting},
     handle::BreakerHandle,
     shared::{Admission, Shared},
 };
@@ -38,12 +38,34 @@ const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Fails fast with [`CircuitOpen`](bulwark_http::CircuitOpen) while the upstream is failing.
 ///
-/// `poll_ready` only forwards the inner service's readiness; an open circuit rejects in the
-/// response future, without calling the inner service.
+/// While the circuit is closed, `poll_ready` forwards the inner service's readiness (the
+/// usual Tower back-pressure). While it is open, forced open or half-open, `poll_ready` is
+/// ready at once **without polling the inner service**, and `call` refuses in the response
+/// future: a request that will be refused never takes (or holds) the inner service's
+/// readiness — a `ConcurrencyLimit` permit, a `Buffer` slot — so a saturated inner service
+/// cannot make fail-fast wait. A request the circuit lets through after all (the break
+/// ended, a probe permit was free) readies a clone of the inner service in its future.
+/// A readiness taken while closed is given back if the circuit opens before `call`.
+///
+/// A caller already waiting on the inner service's readiness when the circuit opens is not
+/// woken by the breaker; it sees the open circuit the next time it is polled.
 pub struct CircuitBreaker<S, C = HttpClassifier> {
     inner: S,
     shared: Arc<Shared>,
     classify: C,
+    /// What `inner` may hold since its last call.
+    readiness: Readiness,
+}
+
+/// Whether the inner service was polled for readiness since it was last called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Readiness {
+    /// Not polled: it holds nothing.
+    Untouched,
+    /// Polled, not ready yet: it may be queued for a permit.
+    Polled,
+    /// Ready: it may hold a permit, spent by the next `call`.
+    Ready,
 }
 
 impl<S> CircuitBreaker<S> {
@@ -59,6 +81,7 @@ impl<S, C> CircuitBreaker<S, C> {
             inner,
             shared,
             classify,
+            readiness: Readiness::Untouched,
         }
     }
 
@@ -92,6 +115,7 @@ impl<S: Clone, C: Clone> Clone for CircuitBreaker<S, C> {
             inner: self.inner.clone(),
             shared: Arc::clone(&self.shared),
             classify: self.classify.clone(),
+            readiness: Readiness::Untouched,
         }
     }
 }
@@ -116,45 +140,100 @@ where
     type Future = ResponseFuture<S, ReqB, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+        if self.shared.core.may_refuse() {
+            // Fail fast means fast: no waiting for (or holding) the inner service's readiness
+            // on behalf of a request that will most likely be refused. One let through after
+            // all readies a clone in its response future.
+            self.release_inner();
+            return Poll::Ready(Ok(()));
+        }
+        self.readiness = Readiness::Polled;
+        ready!(self.inner.poll_ready(cx)).map_err(Into::into)?;
+        self.readiness = Readiness::Ready;
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
-        let core = &self.shared.core;
-        let admission = core.admit();
+        let admission = self.shared.core.admit();
         let admitted = match admission {
-            Admission::Reject(retry_after) => {
-                let wait = req
-                    .extensions()
-                    .get::<CircuitWait>()
-                    .map_or(core.config.max_wait, |w| w.0);
-                let now = Instant::now();
-                let deadline = now.checked_add(wait).unwrap_or(now + FOREVER);
-                if let Some(first) =
-                    next_try(now, retry_after, deadline).filter(|_| !wait.is_zero())
-                {
-                    // Wait for the circuit on a clone: the readied service stays here, and the
-                    // clone takes its readiness only once admitted.
-                    let waiting = Waiting {
-                        sleep: Box::pin(tokio::time::sleep_until(first)),
-                        request: Some(req),
-                        inner: self.inner.clone(),
-                        deadline,
-                        core: self.shared.lane(),
-                        admitted: false,
-                    };
-                    return ResponseFuture::waiting(waiting, self.classify.clone());
-                }
-                return ResponseFuture::rejected(retry_after, self.classify.clone());
-            }
+            Admission::Reject(retry_after) => return self.refuse(req, retry_after),
             Admission::Pass => None,
             Admission::Closed(_) | Admission::Probe(_) => Some(Admitted {
                 core: self.shared.lane(),
                 admission,
-                started: core.times_calls().then(Instant::now),
+                started: None,
             }),
         };
-        ResponseFuture::inner(self.inner.call(req), admitted, self.classify.clone())
+        if self.readiness == Readiness::Ready {
+            self.readiness = Readiness::Untouched;
+            let mut admitted = admitted;
+            if let Some(admitted) = admitted.as_mut() {
+                admitted.started = Some(Instant::now());
+            }
+            return ResponseFuture::inner(self.inner.call(req), admitted, self.classify.clone());
+        }
+        // Admitted, but `poll_ready` saw the circuit refusing and left the inner service
+        // alone (or `call` came without `poll_ready`): a clone is readied in the future.
+        let call = PendingCall {
+            inner: self.inner.clone(),
+            request: Some(req),
+        };
+        self.release_inner();
+        ResponseFuture::readying(call, admitted, self.classify.clone())
+    }
+}
+
+impl<S: Clone, C: Clone> CircuitBreaker<S, C> {
+    /// Gives back whatever the inner service took in `poll_ready` (a permit, a queue place):
+    /// the polled service is dropped for an untouched clone.
+    fn release_inner(&mut self) {
+        if self.readiness != Readiness::Untouched {
+            self.inner = self.inner.clone();
+            self.readiness = Readiness::Untouched;
+        }
+    }
+
+    /// A request the circuit refused: it fails at once, or waits for the circuit (up to its
+    /// `max_wait` / [`CircuitWait`]) on a clone that takes the inner service's readiness only
+    /// once admitted.
+    fn refuse<ReqB>(
+        &mut self,
+        req: Request<ReqB>,
+        retry_after: Duration,
+    ) -> ResponseFuture<S, ReqB, C>
+    where
+        S: Service<Request<ReqB>>,
+    {
+        self.release_inner();
+        let core = &self.shared.core;
+        let wait = req
+            .extensions()
+            .get::<CircuitWait>()
+            .map_or(core.config.max_wait, |w| w.0);
+        if wait.is_zero() {
+            return ResponseFuture::rejected(retry_after, self.classify.clone());
+        }
+        let now = Instant::now();
+        // `Duration::MAX` does not fit an `Instant`: wait "forever" (a century), saturating.
+        let deadline = now
+            .checked_add(wait)
+            .or_else(|| now.checked_add(FOREVER))
+            .unwrap_or(now);
+        let Some(wake_at) = next_try(now, retry_after, deadline) else {
+            return ResponseFuture::rejected(retry_after, self.classify.clone());
+        };
+        let waiting = Waiting {
+            sleep: None,
+            wake_at,
+            call: PendingCall {
+                inner: self.inner.clone(),
+                request: Some(req),
+            },
+            deadline,
+            core: self.shared.lane(),
+            admitted: false,
+        };
+        ResponseFuture::waiting(waiting, self.classify.clone())
     }
 }
 

@@ -27,7 +27,10 @@ pub(crate) struct Config {
     pub(crate) minimum_calls: u32,
     pub(crate) window: Window,
     pub(crate) consecutive_failures: u32,
-    pub(crate) slow_call: Option<(Duration, f64)>,
+    /// A call that runs at least this long is slow; one dropped past it is a failure.
+    pub(crate) slow_call_threshold: Duration,
+    /// Opens when the share of slow calls reaches this (`None`: slow calls never open it).
+    pub(crate) slow_call_ratio: Option<f64>,
     pub(crate) break_duration: Duration,
     pub(crate) max_break_duration: Duration,
     /// Each break is lengthened by up to this fraction of itself, at random.
@@ -101,6 +104,7 @@ pub(crate) struct Core {
     window: WindowState,
     rejections: AtomicU64,
     opens: AtomicU64,
+    abandoned: AtomicU64,
     on_transition: Option<OnTransition>,
 }
 
@@ -115,6 +119,13 @@ impl fmt::Debug for Core {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A break in whole milliseconds, rounded up and at least 1 (a 1 ns break is still a break).
+fn break_millis(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos().div_ceil(1_000_000))
+        .unwrap_or(u64::MAX)
+        .max(1)
 }
 
 impl Core {
@@ -132,11 +143,12 @@ impl Core {
                 .encode(),
             ),
             probes: AtomicU64::new(0),
-            break_ms: AtomicU64::new(millis(config.break_duration)),
+            break_ms: AtomicU64::new(break_millis(config.break_duration)),
             consecutive: AtomicU32::new(0),
             window: WindowState::new(config.window, stripes),
             rejections: AtomicU64::new(0),
             opens: AtomicU64::new(0),
+            abandoned: AtomicU64::new(0),
             on_transition,
         }
     }
@@ -149,9 +161,13 @@ impl Core {
         millis(self.elapsed(Instant::now()))
     }
 
-    /// Whether outcomes need a start time (slow-call detection is on).
-    pub(crate) fn times_calls(&self) -> bool {
-        self.config.slow_call.is_some()
+    /// Whether a call now would likely be refused (open, forced open, or half-open with its
+    /// few probes): `poll_ready` then answers at once without the inner service's readiness.
+    pub(crate) fn may_refuse(&self) -> bool {
+        matches!(
+            Word::decode(self.state.load(Ordering::Acquire)).kind,
+            OPEN | HALF_OPEN | FORCED_OPEN
+        )
     }
 
     /// Decides whether a call may go through.
@@ -268,6 +284,34 @@ impl Core {
             });
     }
 
+    /// An admitted call's response future was dropped before its outcome was known.
+    ///
+    /// A call that had run at least the slow-call threshold was given up on — most often by a
+    /// timeout outside the breaker — and is recorded as a (slow) failure; one dropped earlier
+    /// (a cancelled client, a lost race) says nothing about the upstream and only gives its
+    /// probe permit back. A call never sent (`started` is `None`) is never recorded.
+    pub(crate) fn abandon(&self, admission: Admission, started: Option<Instant>) {
+        let ran = started.map(|started| Instant::now().saturating_duration_since(started));
+        match ran {
+            Some(ran) if ran >= self.config.slow_call_threshold => {
+                self.abandoned.fetch_add(1, Ordering::Relaxed);
+                #[cfg(feature = "metrics")]
+                metrics::counter!("bulwark_breaker_abandoned_total").increment(1);
+                tracing::debug!(
+                    target: "bulwark_breaker",
+                    ran_ms = millis(ran),
+                    "a call dropped past the slow-call threshold counts as a failure"
+                );
+                self.complete(admission, Outcome::Failure, started);
+            }
+            _ => {
+                if let Admission::Probe(generation) = admission {
+                    self.release_probe(generation);
+                }
+            }
+        }
+    }
+
     /// Records an admitted call's outcome.
     pub(crate) fn complete(
         &self,
@@ -275,12 +319,11 @@ impl Core {
         outcome: Outcome,
         started: Option<Instant>,
     ) {
-        // The clock only for what needs it (a time window, slow-call detection): a count
-        // window without slow calls records without reading it.
-        let now = (self.window.needs_time() || self.config.slow_call.is_some()).then(Instant::now);
-        let slow = match (self.config.slow_call, started, now) {
-            (Some((threshold, _)), Some(started), Some(now)) => {
-                now.saturating_duration_since(started) >= threshold
+        // The clock only for what needs it (a time window, a call's duration).
+        let now = (self.window.needs_time() || started.is_some()).then(Instant::now);
+        let slow = match (started, now) {
+            (Some(started), Some(now)) => {
+                now.saturating_duration_since(started) >= self.config.slow_call_threshold
             }
             _ => false,
         };
@@ -312,7 +355,13 @@ impl Core {
         self.window.record(nanos, failure, slow);
         let config = &self.config;
         if failure {
-            let run = self.consecutive.fetch_add(1, Ordering::AcqRel) + 1;
+            let run = self
+                .consecutive
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    Some(n.saturating_add(1))
+                })
+                .unwrap_or_else(|n| n)
+                .saturating_add(1);
             if config.consecutive_failures > 0 && run >= config.consecutive_failures {
                 self.trip(raw, "consecutive_failures");
                 return;
@@ -328,7 +377,7 @@ impl Core {
             let calls = totals.calls as f64;
             if failure && totals.failures as f64 / calls >= config.failure_ratio {
                 self.trip(raw, "failure_ratio");
-            } else if let Some((_, ratio)) = config.slow_call {
+            } else if let Some(ratio) = config.slow_call_ratio {
                 if slow && totals.slow as f64 / calls >= ratio {
                     self.trip(raw, "slow_call_ratio");
                 }
@@ -354,7 +403,9 @@ impl Core {
     fn complete_probe(&self, generation: u16, outcome: Outcome, slow: bool) {
         let raw = self.state.load(Ordering::Acquire);
         let word = Word::decode(raw);
-        let failure = outcome == Outcome::Failure || (outcome == Outcome::Success && slow);
+        // A slow probe fails only where slow calls count (the slow-call ratio is on).
+        let slow_fails = slow && self.config.slow_call_ratio.is_some();
+        let failure = outcome == Outcome::Failure || (outcome == Outcome::Success && slow_fails);
         if outcome != Outcome::Ignored {
             self.window.count_metrics(failure, slow);
         }
@@ -368,7 +419,7 @@ impl Core {
                     .break_ms
                     .load(Ordering::Acquire)
                     .saturating_mul(2)
-                    .min(millis(self.config.max_break_duration));
+                    .min(break_millis(self.config.max_break_duration));
                 let next = word.next(OPEN, self.now_ms().saturating_add(self.jittered(grown)));
                 if self
                     .state
@@ -386,14 +437,15 @@ impl Core {
                         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |raw| {
                             let mut p = Probes::decode(raw);
                             (p.generation == generation).then(|| {
-                                p.succeeded += 1;
+                                p.succeeded = p.succeeded.saturating_add(1);
                                 p.encode()
                             })
                         })
                 else {
                     return;
                 };
-                if Probes::decode(before).succeeded + 1 >= self.config.half_open_calls {
+                if Probes::decode(before).succeeded.saturating_add(1) >= self.config.half_open_calls
+                {
                     self.close_from(raw, word);
                 }
             }
@@ -410,7 +462,7 @@ impl Core {
             self.window.reset();
             self.consecutive.store(0, Ordering::Release);
             self.break_ms
-                .store(millis(self.config.break_duration), Ordering::Release);
+                .store(break_millis(self.config.break_duration), Ordering::Release);
             self.transitioned(word, next);
         }
     }
@@ -449,7 +501,7 @@ impl Core {
                         self.window.reset();
                         self.consecutive.store(0, Ordering::Release);
                         self.break_ms
-                            .store(millis(self.config.break_duration), Ordering::Release);
+                            .store(break_millis(self.config.break_duration), Ordering::Release);
                     }
                     self.transitioned(word, next);
                     return;
@@ -513,6 +565,7 @@ impl Core {
             slow_calls: totals.slow,
             rejections: self.rejections.load(Ordering::Relaxed),
             opens: self.opens.load(Ordering::Relaxed),
+            abandoned: self.abandoned.load(Ordering::Relaxed),
         }
     }
 }

@@ -4,7 +4,7 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
-    sync::{atomic::Ordering, Arc},
+    sync::atomic::Ordering,
     task::{ready, Context, Poll},
     time::Duration,
 };
@@ -18,9 +18,12 @@ use tower_service::Service;
 use crate::{
     gcra::Gcra,
     remote::{self, Acquiring, Pausing, Remote},
-    shared::{BucketRef, Lane, Mode, Shared},
+    shared::{BucketRef, Lane, Mode, Policy, Shared},
     store::{LocalBucket, Queued, Ticket, Turn},
 };
+#[cfg(feature = "redis")]
+use std::sync::Arc;
+
 #[cfg(feature = "redis")]
 use crate::{
     redis_store::{Answer, Pending},
@@ -32,6 +35,10 @@ pin_project! {
     ///
     /// Dropping it while it waits for its token takes it out of the bucket's queue, wherever
     /// it stands: the waiters behind it move up.
+    ///
+    /// A request that waited (or whose service was not ready when it was admitted) readies a
+    /// clone of the inner service once its token is granted, then calls it: nothing below is
+    /// held while it waits for the token.
     pub struct ResponseFuture<S, B, C, K>
     where
         S: Service<Request<B>>,
@@ -43,6 +50,7 @@ pin_project! {
         remote: Remote,
         shared: Lane<K>,
         classify: C,
+        policy: Policy,
     }
 }
 
@@ -55,7 +63,8 @@ pin_project! {
         Rejected { rejection: Option<RateLimited> },
         // Asking Redis for a slot (only with a `RedisStore`).
         Acquiring { acquiring: Acquiring<S, B> },
-        // Boxed: the sleep and the request are hundreds of bytes, and every admitted call
+        // Waiting for the token, then for a clone of the inner service to be ready. Boxed: the
+        // sleep, the request and the service are hundreds of bytes, and every admitted call
         // would move them around with the future; waiting is the slow path anyway.
         Waiting { waiting: Pin<Box<Waiting<S, B>>> },
         Calling { #[pin] future: S::Future },
@@ -70,14 +79,25 @@ pin_project! {
         #[pin]
         sleep: Sleep,
         request: Option<Request<B>>,
+        // A clone of the inner service, not readied until the token is granted.
         inner: Option<S>,
-        // A place in the local bucket's queue; none for a slot Redis reserved (`sleep` is set
-        // to it).
-        ticket: Option<Ticket>,
+        token: Token,
         // The latest admission time (nanoseconds since the layer's creation): an upstream
         // pause that pushes the turn past it refuses the request instead.
         deadline: u64,
     }
+}
+
+/// Where a waiting request stands with its token.
+#[derive(Debug)]
+pub(crate) enum Token {
+    /// A place in the local bucket's queue.
+    Queued(Ticket),
+    /// A slot Redis reserved: `sleep` is set to its time.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Reserved,
+    /// Granted: what is left is readying the inner service.
+    Taken,
 }
 
 impl<S, B, C, K> fmt::Debug for ResponseFuture<S, B, C, K>
@@ -93,7 +113,12 @@ impl<S, B, C, K> ResponseFuture<S, B, C, K>
 where
     S: Service<Request<B>>,
 {
-    pub(crate) fn rejected(rejection: RateLimited, shared: Lane<K>, classify: C) -> Self {
+    pub(crate) fn rejected(
+        rejection: RateLimited,
+        shared: Lane<K>,
+        classify: C,
+        policy: Policy,
+    ) -> Self {
         Self {
             state: State::Rejected {
                 rejection: Some(rejection),
@@ -102,6 +127,7 @@ where
             remote: Remote::default(),
             shared,
             classify,
+            policy,
         }
     }
 
@@ -110,6 +136,7 @@ where
         bucket: Option<BucketRef>,
         shared: Lane<K>,
         classify: C,
+        policy: Policy,
     ) -> Self {
         Self {
             state: State::Calling { future },
@@ -117,36 +144,36 @@ where
             remote: Remote::default(),
             shared,
             classify,
+            policy,
         }
     }
 
+    /// Waits for `token`, then readies `inner` (a clone, not readied) and calls it.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn waiting(
-        ticket: Ticket,
+        token: Token,
         deadline: u64,
         request: Request<B>,
         inner: S,
+        bucket: Option<BucketRef>,
         shared: Lane<K>,
         classify: C,
+        policy: Policy,
     ) -> Self {
-        let bucket = Some(BucketRef::Own(Arc::clone(ticket.bucket())));
         Self {
             state: State::Waiting {
-                waiting: Box::pin(Waiting {
-                    sleep: tokio::time::sleep_until(Instant::now()),
-                    request: Some(request),
-                    inner: Some(inner),
-                    ticket: Some(ticket),
-                    deadline,
-                }),
+                waiting: Box::pin(Waiting::new(token, deadline, request, inner)),
             },
             bucket,
             remote: Remote::default(),
             shared,
             classify,
+            policy,
         }
     }
 
     #[cfg(feature = "redis")]
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn acquiring(
         future: Pending<Answer>,
         name: Arc<str>,
@@ -155,6 +182,7 @@ where
         bucket: BucketRef,
         shared: Lane<K>,
         classify: C,
+        policy: Policy,
     ) -> Self {
         Self {
             state: State::Acquiring {
@@ -169,6 +197,31 @@ where
             remote: None,
             shared,
             classify,
+            policy,
+        }
+    }
+}
+
+impl<S, B> Waiting<S, B> {
+    fn new(token: Token, deadline: u64, request: Request<B>, inner: S) -> Self {
+        Self {
+            sleep: tokio::time::sleep_until(Instant::now()),
+            request: Some(request),
+            inner: Some(inner),
+            token,
+            deadline,
+        }
+    }
+
+    /// For a slot Redis reserved at `at`.
+    #[cfg(feature = "redis")]
+    fn reserved(at: Instant, request: Request<B>, inner: S) -> Self {
+        Self {
+            sleep: tokio::time::sleep_until(at),
+            request: Some(request),
+            inner: Some(inner),
+            token: Token::Reserved,
+            deadline: u64::MAX,
         }
     }
 }
@@ -232,7 +285,8 @@ where
                             Err(error) => {
                                 redis.store.mark_down(&error);
                                 shared.counters().fallbacks.fetch_add(1, Ordering::Relaxed);
-                                decide_locally(shared, bucket, gcra, request, inner)
+                                let max_wait = this.policy.max_wait;
+                                decide_locally(shared, bucket, gcra, request, inner, max_wait)
                             }
                         };
                         this.state.set(next);
@@ -261,13 +315,17 @@ where
                         mut sleep,
                         request,
                         inner,
-                        ticket,
+                        token,
                         deadline,
                     } = waiting.as_mut().project();
-                    match ticket {
+                    match token {
+                        Token::Taken => {}
                         // A slot Redis reserved: its time is fixed.
-                        None => ready!(sleep.as_mut().poll(cx)),
-                        Some(ticket) => {
+                        Token::Reserved => {
+                            ready!(sleep.as_mut().poll(cx));
+                            *token = Token::Taken;
+                        }
+                        Token::Queued(ticket) => {
                             let shared: &Shared<K> = this.shared;
                             let Mode::Limited(gcra) = shared.mode else {
                                 return Poll::Ready(Err(
@@ -281,15 +339,11 @@ where
                                     Turn::Wait => return Poll::Pending,
                                     Turn::SleepUntil(due) if due > *deadline => {
                                         // Paused past what this caller agreed to wait: refused,
-                                        // and out of the queue at once.
-                                        let wait = Duration::from_nanos(due - now);
-                                        waiting.set(Waiting {
-                                            sleep: tokio::time::sleep_until(Instant::now()),
-                                            request: None,
-                                            inner: None,
-                                            ticket: None,
-                                            deadline: 0,
-                                        });
+                                        // and out of the queue at once (dropping the ticket).
+                                        let wait = Duration::from_nanos(due.saturating_sub(now));
+                                        *token = Token::Taken;
+                                        request.take();
+                                        inner.take();
                                         return Poll::Ready(Err(shared.reject(wait).into()));
                                     }
                                     Turn::SleepUntil(due) => {
@@ -301,7 +355,17 @@ where
                                     }
                                 }
                             }
+                            *token = Token::Taken;
                         }
+                    }
+                    // The token is granted: now, and only now, the inner service's readiness.
+                    let Some(service) = inner.as_mut() else {
+                        return Poll::Ready(Err("polled after completion".into()));
+                    };
+                    if let Err(error) = ready!(service.poll_ready(cx)) {
+                        request.take();
+                        inner.take();
+                        return Poll::Ready(Err(error.into()));
                     }
                     let (Some(request), Some(mut inner)) = (request.take(), inner.take()) else {
                         return Poll::Ready(Err("polled after completion".into()));
@@ -320,7 +384,7 @@ where
                     {
                         let bucket = bucket.get(shared);
                         let mut paused = None;
-                        if shared.pause_on_retry_after {
+                        if this.policy.pause_on_retry_after {
                             if let Class::Throttled {
                                 retry_after: Some(wait),
                             } = this.classify.classify_response(&res)
@@ -329,7 +393,7 @@ where
                                 paused = Some(wait);
                             }
                         }
-                        if shared.emit_headers {
+                        if this.policy.emit_headers {
                             // Redis's view when it admitted the request, or the local bucket's.
                             let quota = remote::quota(this.remote);
                             let (remaining, reset_after) = quota.unwrap_or_else(|| {
@@ -373,13 +437,14 @@ where
     }
 }
 
-/// The next state after Redis's answer.
+/// The next state after Redis's answer. `inner` is a clone, not readied: an admitted request
+/// readies it (after its reserved wait) in the waiting state.
 #[cfg(feature = "redis")]
 fn decide_remotely<S, B, K>(
     shared: &Shared<K>,
     answer: Answer,
     request: Request<B>,
-    mut inner: S,
+    inner: S,
 ) -> State<S, B>
 where
     S: Service<Request<B>>,
@@ -388,24 +453,18 @@ where
         Answer::Refuse { retry_after } => State::Rejected {
             rejection: Some(shared.reject(retry_after)),
         },
-        Answer::Admit { wait, .. } if wait.is_zero() => {
-            shared.counters().admitted.fetch_add(1, Ordering::Relaxed);
-            State::Calling {
-                future: inner.call(request),
-            }
-        }
+        Answer::Admit { wait, .. } if wait.is_zero() => State::Waiting {
+            waiting: Box::pin(Waiting::new(Token::Taken, u64::MAX, request, inner)),
+        },
         // Redis reserved the slot; it is not given back if the waiter leaves.
         Answer::Admit { wait, .. } => {
             let wait_ns = u64::try_from(wait.as_nanos()).unwrap_or(u64::MAX);
             shared.note_wait(wait_ns);
+            let at = Instant::now()
+                .checked_add(wait)
+                .unwrap_or_else(|| shared.instant_at(u64::MAX));
             State::Waiting {
-                waiting: Box::pin(Waiting {
-                    sleep: tokio::time::sleep_until(Instant::now() + wait),
-                    request: Some(request),
-                    inner: Some(inner),
-                    ticket: None,
-                    deadline: u64::MAX,
-                }),
+                waiting: Box::pin(Waiting::reserved(at, request, inner)),
             }
         }
     }
@@ -418,31 +477,25 @@ fn decide_locally<S, B, K>(
     bucket: &BucketRef,
     gcra: Gcra,
     request: Request<B>,
-    mut inner: S,
+    inner: S,
+    max_wait: u64,
 ) -> State<S, B>
 where
     S: Service<Request<B>>,
 {
     let now = shared.now();
-    match admit_locally(shared, bucket, &gcra, now) {
-        Local::Go => {
-            shared.counters().admitted.fetch_add(1, Ordering::Relaxed);
-            State::Calling {
-                future: inner.call(request),
+    let token = match admit_locally(shared, bucket, &gcra, now, max_wait) {
+        Local::Go => Token::Taken,
+        Local::Refuse(rejection) => {
+            return State::Rejected {
+                rejection: Some(rejection),
             }
         }
-        Local::Refuse(rejection) => State::Rejected {
-            rejection: Some(rejection),
-        },
-        Local::Queue(ticket) => State::Waiting {
-            waiting: Box::pin(Waiting {
-                sleep: tokio::time::sleep_until(Instant::now()),
-                request: Some(request),
-                inner: Some(inner),
-                ticket: Some(ticket),
-                deadline: now.saturating_add(shared.max_wait),
-            }),
-        },
+        Local::Queue(ticket) => Token::Queued(ticket),
+    };
+    let deadline = now.saturating_add(max_wait);
+    State::Waiting {
+        waiting: Box::pin(Waiting::new(token, deadline, request, inner)),
     }
 }
 
@@ -456,19 +509,21 @@ pub(crate) enum Local {
     Queue(Ticket),
 }
 
-/// Asks `bucket` for a token at `now`: at once, or a place in its queue.
+/// Asks `bucket` for a token at `now`: at once, a place in its queue if its turn comes within
+/// `max_wait` nanoseconds, or a refusal.
 #[inline]
 pub(crate) fn admit_locally<K>(
     shared: &Shared<K>,
     bucket: &BucketRef,
     gcra: &Gcra,
     now: u64,
+    max_wait: u64,
 ) -> Local {
     let local = bucket.get(shared);
     if local.try_acquire(gcra, now) {
         return Local::Go;
     }
-    match LocalBucket::enqueue(&bucket.to_arc(shared), gcra, now, shared.max_wait) {
+    match LocalBucket::enqueue(&bucket.to_arc(shared), gcra, now, max_wait) {
         None => Local::Go,
         Some(Queued::Refuse(wait)) => Local::Refuse(shared.reject(Duration::from_nanos(wait))),
         Some(Queued::Wait { ticket, wait }) => {

@@ -8,6 +8,13 @@
 //!
 //! This gives exactly: over any interval of length `d`, at most `burst + d / T` admissions.
 //! Times are nanoseconds since the bucket's creation, so the state fits one `AtomicU64`.
+//!
+//! Overflow: `T` and `burst·T` are capped at [`HORIZON`] (2^62 ns, about 146 years), and "now"
+//! stays below 2^63 ns for 292 years of uptime, so `max(TAT, now) + T` cannot saturate while the
+//! TAT is one this algorithm set. An upstream pause may push the TAT to `u64::MAX`
+//! (saturating); then `due` stays far beyond any "now" and nothing is admitted, which is what
+//! an endless pause means. (Without the caps, `Rate::new(1, Duration::MAX)` saturated
+//! `new_tat` and `burst·T` alike, `due` came out 0, and every request went through.)
 
 use std::time::Duration;
 
@@ -29,14 +36,29 @@ pub(crate) struct Decision {
     pub(crate) wait: u64,
 }
 
+/// The longest interval, capacity or wait the bucket's arithmetic uses: 2^62 ns, about 146
+/// years. Longer ones are taken as this, which is "never" for a process.
+pub(crate) const HORIZON: u64 = 1 << 62;
+
 impl Gcra {
+    /// `count` (at least 1) per `per`, `burst` (at least 1) at once. The interval is at least
+    /// 1 ns (the clock's resolution) and at most [`HORIZON`]; so is the capacity, which is
+    /// never less than one interval.
     pub(crate) fn new(count: u32, per: Duration, burst: u32) -> Self {
-        let per = u64::try_from(per.as_nanos()).unwrap_or(u64::MAX);
-        let interval = (per / u64::from(count.max(1))).max(1);
+        let exact = per.as_nanos() / u128::from(count.max(1));
+        let interval = u64::try_from(exact).unwrap_or(u64::MAX).clamp(1, HORIZON);
         Self {
             interval,
-            capacity: interval.saturating_mul(u64::from(burst.max(1))),
+            capacity: interval
+                .saturating_mul(u64::from(burst.max(1)))
+                .min(HORIZON)
+                .max(interval),
         }
+    }
+
+    /// How many requests the bucket holds when full (the burst after the caps).
+    pub(crate) fn burst(&self) -> u64 {
+        self.capacity / self.interval
     }
 
     /// What admitting one request at `now` would mean, given the current `tat`.
@@ -102,6 +124,27 @@ mod tests {
         let d = g.decide(tat, 2 * SEC);
         assert_eq!(d.wait, 0);
         assert_eq!(g.decide(d.new_tat, 2 * SEC).wait, SEC / 3);
+    }
+
+    #[test]
+    fn extreme_parameters_stay_exact() {
+        // One per Duration::MAX: one request, then none (it used to saturate to "all").
+        let g = Gcra::new(1, Duration::MAX, 1);
+        assert_eq!((g.interval, g.capacity), (HORIZON, HORIZON));
+        let first = g.decide(0, 0);
+        assert_eq!(first.wait, 0);
+        assert!(g.decide(first.new_tat, 0).wait >= HORIZON);
+        assert!(g.decide(first.new_tat, SEC * 3600 * 24 * 365).wait > 0);
+        // Faster than one per nanosecond: one per nanosecond.
+        let g = Gcra::new(u32::MAX, Duration::from_nanos(1), u32::MAX);
+        assert_eq!((g.interval, g.burst()), (1, u64::from(u32::MAX)));
+        // A burst that would take longer than the horizon to refill is cut to fit it.
+        let g = Gcra::new(1, Duration::from_secs(60), u32::MAX);
+        assert_eq!(g.capacity, HORIZON);
+        assert_eq!(g.burst(), HORIZON / (60 * SEC));
+        // A pause to the end of time holds.
+        let tat = g.paused_until(u64::MAX);
+        assert!(g.decide(tat, 1 << 62).wait > 0);
     }
 
     proptest! {

@@ -3,6 +3,7 @@
 use std::{
     fmt,
     hash::Hash,
+    mem,
     sync::{atomic::Ordering, Arc},
     task::{Context, Poll},
     time::Duration,
@@ -13,27 +14,49 @@ use http::{Request, Response};
 use tower_service::Service;
 
 use crate::{
-    future::{admit_locally, Local, ResponseFuture},
+    future::{admit_locally, Local, ResponseFuture, Token},
     key::{KeyExtractor, Unkeyed},
-    shared::{Hub, Mode, Shared},
+    shared::{BucketRef, Hub, Mode, Policy, Shared},
     stats::BucketStats,
 };
 
 /// Rate-limits calls to `inner` (see the [crate docs](crate)).
+///
+/// # Readiness
+/// `poll_ready` drives the inner service to readiness, as tower services do, and a request
+/// admitted at once by `call` uses that readiness directly. A request that must wait for its
+/// token (or is refused) gives it back at once — the readied inner service is dropped and a
+/// clone takes its place — and its response future readies a clone of its own only once the
+/// token is granted. So nothing below (a `ConcurrencyLimit` permit, a `Buffer` slot) is held
+/// while a request waits. In reject mode (`max_wait` zero) and for a zero rate, `poll_ready`
+/// is ready at once even while the inner service is not, so a refusal never waits for it; a
+/// request admitted then waits for the inner service in its future. See the
+/// [crate docs](crate#readiness).
 pub struct TokenBucket<S, C, E = Unkeyed, K = ()> {
     inner: S,
+    /// `inner` was driven to readiness by `poll_ready` and not called since.
+    ready: bool,
     shared: Arc<Hub<K>>,
     classify: C,
     extractor: E,
+    policy: Policy,
 }
 
 impl<S, C, E, K> TokenBucket<S, C, E, K> {
-    pub(crate) fn from_parts(inner: S, shared: Arc<Hub<K>>, classify: C, extractor: E) -> Self {
+    pub(crate) fn from_parts(
+        inner: S,
+        shared: Arc<Hub<K>>,
+        classify: C,
+        extractor: E,
+        policy: Policy,
+    ) -> Self {
         Self {
             inner,
+            ready: false,
             shared,
             classify,
             extractor,
+            policy,
         }
     }
 
@@ -51,23 +74,36 @@ impl<S, C, E, K> TokenBucket<S, C, E, K> {
     pub fn into_inner(self) -> S {
         self.inner
     }
+
+    /// Whether a call can be decided without the inner service: then `poll_ready` does not
+    /// wait for it.
+    fn decides_without_inner(&self) -> bool {
+        match self.shared.mode {
+            Mode::Closed => true,
+            Mode::Unlimited => false,
+            Mode::Limited(_) => self.policy.max_wait == 0,
+        }
+    }
 }
 
 impl<S, C, E, K: Hash + Eq + Send + Sync + 'static> TokenBucket<S, C, E, K> {
     /// Counters shared with the layer and its other services.
     #[must_use]
     pub fn stats(&self) -> BucketStats {
-        self.shared.stats(self.shared.keys())
+        self.shared.stats(self.shared.keys_held())
     }
 }
 
 impl<S: Clone, C: Clone, E: Clone, K> Clone for TokenBucket<S, C, E, K> {
     fn clone(&self) -> Self {
         Self {
+            // A clone of a readied service is not ready (tower's convention).
             inner: self.inner.clone(),
+            ready: false,
             shared: Arc::clone(&self.shared),
             classify: self.classify.clone(),
             extractor: self.extractor.clone(),
+            policy: self.policy,
         }
     }
 }
@@ -76,8 +112,38 @@ impl<S: fmt::Debug, C, E, K> fmt::Debug for TokenBucket<S, C, E, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenBucket")
             .field("inner", &self.inner)
+            .field("ready", &self.ready)
             .field("bucket", &self.shared)
+            .field("policy", &self.policy)
             .finish_non_exhaustive()
+    }
+}
+
+/// What `call` decided, before it touches the inner service.
+enum Decision {
+    /// Admitted now.
+    Go(Option<BucketRef>),
+    Refuse(RateLimited),
+    /// A place in the queue, and the latest admission time.
+    Queue(crate::store::Ticket, u64),
+    /// Asking Redis.
+    #[cfg(feature = "redis")]
+    Ask {
+        future: crate::redis_store::Pending<crate::redis_store::Answer>,
+        name: Arc<str>,
+        bucket: BucketRef,
+    },
+}
+
+impl<S: Clone, C, E, K> TokenBucket<S, C, E, K> {
+    /// Takes the inner service's readiness back, if `poll_ready` took it: the readied service
+    /// is dropped (releasing whatever it held, a `ConcurrencyLimit` permit say) and a fresh
+    /// clone takes its place.
+    fn release(&mut self, ready: bool) {
+        if ready {
+            let fresh = self.inner.clone();
+            drop(mem::replace(&mut self.inner, fresh));
+        }
     }
 }
 
@@ -94,86 +160,130 @@ where
     type Future = ResponseFuture<S, B, C, K>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+        if self.ready {
+            return Poll::Ready(Ok(()));
+        }
+        match self.inner.poll_ready(cx) {
+            Poll::Ready(Ok(())) => {
+                self.ready = true;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e.into())),
+            // Fail fast: a refusal must not wait for the inner service. An admitted request
+            // readies a clone in its future.
+            Poll::Pending if self.decides_without_inner() => Poll::Ready(Ok(())),
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let shared: &Shared<K> = &self.shared;
-        let gcra = match shared.mode {
-            Mode::Limited(gcra) => gcra,
-            Mode::Unlimited => {
-                shared.counters().admitted.fetch_add(1, Ordering::Relaxed);
+        let ready = mem::take(&mut self.ready);
+        let decision = self.decide(&req);
+        let lane = self.shared.lane();
+        match decision {
+            Decision::Go(bucket) if ready => {
+                // The hot path: no clone, no allocation.
+                self.shared
+                    .counters()
+                    .admitted
+                    .fetch_add(1, Ordering::Relaxed);
                 let future = self.inner.call(req);
-                return ResponseFuture::calling(
-                    future,
-                    None,
-                    self.shared.lane(),
-                    self.classify.clone(),
-                );
+                ResponseFuture::calling(future, bucket, lane, self.classify.clone(), self.policy)
             }
-            Mode::Closed => {
-                shared.counters().rejected.fetch_add(1, Ordering::Relaxed);
-                let rejection = RateLimited::new(Duration::MAX).with_policy(shared.policy());
-                return ResponseFuture::rejected(
-                    rejection,
-                    self.shared.lane(),
-                    self.classify.clone(),
-                );
+            // Admitted, but `poll_ready` returned early (reject mode) or was not called: the
+            // future readies a clone.
+            Decision::Go(bucket) => ResponseFuture::waiting(
+                Token::Taken,
+                u64::MAX,
+                req,
+                self.inner.clone(),
+                bucket,
+                lane,
+                self.classify.clone(),
+                self.policy,
+            ),
+            Decision::Refuse(rejection) => {
+                self.release(ready);
+                ResponseFuture::rejected(rejection, lane, self.classify.clone(), self.policy)
             }
-        };
-        let key = self.extractor.extract(&req);
-        #[cfg(feature = "redis")]
-        if let Some(redis) = &shared.redis {
-            if redis.store.should_ask() {
-                let name = redis.bucket_name(key.as_ref());
-                let future = redis
-                    .store
-                    .acquire(Arc::clone(&name), &gcra, shared.max_wait);
-                // The readied service goes into the future; a clone stays behind.
-                let clone = self.inner.clone();
-                let inner = std::mem::replace(&mut self.inner, clone);
-                return ResponseFuture::acquiring(
+            Decision::Queue(ticket, deadline) => {
+                let inner = self.inner.clone();
+                self.release(ready);
+                let bucket = BucketRef::Own(Arc::clone(ticket.bucket()));
+                ResponseFuture::waiting(
+                    Token::Queued(ticket),
+                    deadline,
+                    req,
+                    inner,
+                    Some(bucket),
+                    lane,
+                    self.classify.clone(),
+                    self.policy,
+                )
+            }
+            #[cfg(feature = "redis")]
+            Decision::Ask {
+                future,
+                name,
+                bucket,
+            } => {
+                // Waiting for Redis is waiting too: nothing readied is held meanwhile.
+                let inner = self.inner.clone();
+                self.release(ready);
+                ResponseFuture::acquiring(
                     future,
                     name,
                     req,
                     inner,
-                    shared.bucket(key),
-                    self.shared.lane(),
+                    bucket,
+                    lane,
                     self.classify.clone(),
-                );
+                    self.policy,
+                )
+            }
+        }
+    }
+}
+
+impl<S, C, E, K> TokenBucket<S, C, E, K>
+where
+    K: Hash + Eq + Send + Sync + 'static,
+{
+    /// Asks the bucket about `req`.
+    #[inline]
+    fn decide<B>(&self, req: &Request<B>) -> Decision
+    where
+        E: KeyExtractor<B, Key = K>,
+    {
+        let shared: &Shared<K> = &self.shared;
+        let gcra = match shared.mode {
+            Mode::Limited(gcra) => gcra,
+            Mode::Unlimited => return Decision::Go(None),
+            // A zero rate: "never", which a refusal says as one year (`MAX_RETRY_AFTER`).
+            Mode::Closed => return Decision::Refuse(shared.reject(Duration::MAX)),
+        };
+        let key = self.extractor.extract(req);
+        let max_wait = self.policy.max_wait;
+        #[cfg(feature = "redis")]
+        if let Some(redis) = &shared.redis {
+            if redis.store.should_ask() {
+                let name = redis.bucket_name(key.as_ref());
+                let future = redis.store.acquire(Arc::clone(&name), &gcra, max_wait);
+                return Decision::Ask {
+                    future,
+                    name,
+                    bucket: shared.bucket(key),
+                };
             }
             // Redis is down and not due for another try.
             shared.counters().fallbacks.fetch_add(1, Ordering::Relaxed);
         }
         let bucket = shared.bucket(key);
         let now = shared.now();
-        match admit_locally(shared, &bucket, &gcra, now) {
-            Local::Go => {
-                shared.counters().admitted.fetch_add(1, Ordering::Relaxed);
-                let future = self.inner.call(req);
-                ResponseFuture::calling(
-                    future,
-                    Some(bucket),
-                    self.shared.lane(),
-                    self.classify.clone(),
-                )
-            }
-            Local::Refuse(rejection) => {
-                ResponseFuture::rejected(rejection, self.shared.lane(), self.classify.clone())
-            }
-            Local::Queue(ticket) => {
-                // The readied service goes into the future; a clone stays behind.
-                let clone = self.inner.clone();
-                let inner = std::mem::replace(&mut self.inner, clone);
-                ResponseFuture::waiting(
-                    ticket,
-                    now.saturating_add(shared.max_wait),
-                    req,
-                    inner,
-                    self.shared.lane(),
-                    self.classify.clone(),
-                )
-            }
+        match admit_locally(shared, &bucket, &gcra, now, max_wait) {
+            Local::Go => Decision::Go(Some(bucket)),
+            Local::Refuse(rejection) => Decision::Refuse(rejection),
+            Local::Queue(ticket) => Decision::Queue(ticket, now.saturating_add(max_wait)),
         }
     }
 }

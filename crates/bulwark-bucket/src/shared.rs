@@ -6,12 +6,12 @@ use std::{
     hash::Hash,
     sync::{
         atomic::{AtomicU64, AtomicUsize, Ordering},
-        Arc,
+        Arc, OnceLock,
     },
     time::Duration,
 };
 
-use bulwark_http::{QuotaPolicy, RateLimited};
+use bulwark_http::{QuotaPolicy, RateLimited, MAX_RETRY_AFTER};
 use crossbeam_utils::CachePadded;
 use tokio::time::Instant;
 
@@ -40,16 +40,15 @@ pub(crate) struct Counters {
     pub(crate) fallbacks: AtomicU64,
 }
 
+/// The buckets and what defines them, shared by every clone of a layer (and by clones on
+/// which only a [`Policy`] setter was called).
 pub(crate) struct Shared<K> {
     pub(crate) mode: Mode,
     pub(crate) rate: Rate,
     pub(crate) burst: u32,
-    pub(crate) max_wait: u64,
-    pub(crate) pause_on_retry_after: bool,
-    pub(crate) emit_headers: bool,
     start: Instant,
     global: Arc<LocalBucket>,
-    keyed: Option<KeyedBuckets<K>>,
+    keyed: Option<Keys<K>>,
     /// Striped per thread (summed by `stats`), so threads do not write one cache line.
     counters: Box<[CachePadded<Counters>]>,
     /// Buckets in Redis, with the local ones as the fallback.
@@ -57,23 +56,42 @@ pub(crate) struct Shared<K> {
     pub(crate) redis: Option<crate::redis_store::Binding<K>>,
 }
 
+/// A keyed layer's buckets, made when its first service is made (or its first keyed request
+/// comes): how long an idle key is kept depends on the longest `max_wait` of the layers that
+/// share them, which is known only once their setters have run.
+struct Keys<K> {
+    max_keys: u64,
+    /// The longest `max_wait` set on a layer sharing these buckets, in nanoseconds.
+    longest_wait: AtomicU64,
+    /// The buckets, and the longest wait their idle time covers.
+    map: OnceLock<(KeyedBuckets<K>, u64)>,
+}
+
 impl<K> fmt::Debug for Shared<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Bucket")
             .field("rate", &self.rate)
             .field("burst", &self.burst)
-            .field("max_wait_ns", &self.max_wait)
+            .field("keyed", &self.keyed.is_some())
             .finish_non_exhaustive()
     }
 }
 
-/// Settings collected by the layer's setters.
+/// What defines a bucket, collected by the layer's setters. Changing any of these gives the
+/// layer new buckets.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Settings {
     pub(crate) rate: Rate,
     pub(crate) burst: Option<u32>,
-    pub(crate) max_wait: Duration,
+    /// As set: 0 is kept here so `validate` can report it, and taken as 1.
     pub(crate) max_keys: u64,
+}
+
+/// How one layer's requests use the buckets. Changing these keeps the buckets shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Policy {
+    /// Nanoseconds (`Duration::MAX` saturates to `u64::MAX`, about 584 years).
+    pub(crate) max_wait: u64,
     pub(crate) pause_on_retry_after: bool,
     pub(crate) emit_headers: bool,
 }
@@ -177,12 +195,15 @@ impl BucketRef {
     }
 }
 
-fn nanos(d: Duration) -> u64 {
+/// `d` in nanoseconds, saturating at `u64::MAX` (about 584 years).
+pub(crate) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl<K: Hash + Eq + Send + Sync + 'static> Shared<K> {
-    pub(crate) fn new(settings: Settings, keyed: bool) -> Self {
+    /// New buckets; a keyed layer's keep idle keys long enough for waits of `max_wait`
+    /// nanoseconds (or the longest any sharing layer sets before the first service is made).
+    pub(crate) fn new(settings: Settings, keyed: bool, max_wait: u64) -> Self {
         let rate = settings.rate;
         let burst = settings.burst.unwrap_or(rate.count()).max(1);
         let mode = if rate.count() == 0 {
@@ -192,21 +213,18 @@ impl<K: Hash + Eq + Send + Sync + 'static> Shared<K> {
         } else {
             Mode::Limited(Gcra::new(rate.count(), rate.per(), burst))
         };
-        let idle = match mode {
-            Mode::Limited(g) => crate::store::idle_time(&g, settings.max_wait),
-            _ => Duration::from_secs(1),
-        };
         let start = Instant::now();
         Self {
             mode,
             rate,
             burst,
-            max_wait: nanos(settings.max_wait),
-            pause_on_retry_after: settings.pause_on_retry_after,
-            emit_headers: settings.emit_headers,
             start,
             global: Arc::default(),
-            keyed: keyed.then(|| KeyedBuckets::new(settings.max_keys, idle)),
+            keyed: keyed.then(|| Keys {
+                max_keys: settings.max_keys.max(1),
+                longest_wait: AtomicU64::new(max_wait),
+                map: OnceLock::new(),
+            }),
             counters: (0..stripes()).map(|_| CachePadded::default()).collect(),
             #[cfg(feature = "redis")]
             redis: None,
@@ -220,17 +238,60 @@ impl<K: Hash + Eq + Send + Sync + 'static> Shared<K> {
         self
     }
 
+    /// The keyed buckets (made on first use), and the longest wait their idle time covers.
+    fn keyed_map<'a>(&'a self, keys: &'a Keys<K>) -> &'a (KeyedBuckets<K>, u64) {
+        keys.map.get_or_init(|| {
+            let wait = keys.longest_wait.load(Ordering::SeqCst);
+            let idle = match self.mode {
+                Mode::Limited(g) => crate::store::idle_time(&g, Duration::from_nanos(wait)),
+                Mode::Unlimited | Mode::Closed => Duration::from_secs(1),
+            };
+            (KeyedBuckets::new(keys.max_keys, idle), wait)
+        })
+    }
+
     /// The bucket for `key` (the shared one for `None`).
     pub(crate) fn bucket(&self, key: Option<K>) -> BucketRef {
         match (key, &self.keyed) {
-            (Some(key), Some(keyed)) => BucketRef::Own(keyed.get(key)),
+            (Some(key), Some(keys)) => BucketRef::Own(self.keyed_map(keys).0.get(key)),
             _ => BucketRef::Global,
         }
     }
 
+    /// The `max_wait` a new service of a layer that asks for `max_wait` gets: that, except
+    /// that a keyed layer's waits never outlast its idle keys (see `TokenBucketLayer`'s
+    /// `# Clone`). Makes the keyed buckets if they are not made yet.
+    pub(crate) fn wait_limit(&self, max_wait: u64) -> u64 {
+        match &self.keyed {
+            Some(keys) => max_wait.min(self.keyed_map(keys).1),
+            None => max_wait,
+        }
+    }
+
     /// Keys currently held.
-    pub(crate) fn keys(&self) -> u64 {
-        self.keyed.as_ref().map_or(0, KeyedBuckets::len)
+    pub(crate) fn keys_held(&self) -> u64 {
+        self.keyed
+            .as_ref()
+            .and_then(|keys| keys.map.get())
+            .map_or(0, |(map, _)| map.len())
+    }
+}
+
+impl<K> Shared<K> {
+    /// A layer sharing these buckets asks for waits of up to `max_wait` nanoseconds.
+    pub(crate) fn note_max_wait(&self, max_wait: u64) {
+        if let Some(keys) = &self.keyed {
+            keys.longest_wait.fetch_max(max_wait, Ordering::SeqCst);
+        }
+    }
+
+    /// The longest wait the keyed buckets already made cover (`None`: unkeyed, or not made
+    /// yet, so any wait will be covered).
+    pub(crate) fn covered_wait(&self) -> Option<u64> {
+        self.keyed
+            .as_ref()
+            .and_then(|keys| keys.map.get())
+            .map(|(_, wait)| *wait)
     }
 }
 
@@ -254,12 +315,18 @@ impl<K> Shared<K> {
     }
 
     pub(crate) fn instant_at(&self, nanos: u64) -> Instant {
-        self.start + Duration::from_nanos(nanos)
+        let at = Duration::from_nanos(nanos);
+        self.start
+            .checked_add(at)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365 * 30))
     }
 
-    /// Counts a refusal and makes its error.
+    /// Counts a refusal and makes its error; `retry_after` is capped at [`MAX_RETRY_AFTER`]
+    /// (one year: the longest wait a bulwark client accepts, and what an endless pause or a
+    /// zero rate reports).
     #[inline]
     pub(crate) fn reject(&self, retry_after: Duration) -> RateLimited {
+        let retry_after = retry_after.min(MAX_RETRY_AFTER);
         self.counters().rejected.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(target: "bulwark_bucket", retry_after_ms = retry_after.as_millis() as u64, "rate limited");
         #[cfg(feature = "metrics")]
@@ -277,9 +344,13 @@ impl<K> Shared<K> {
     }
 
     /// The policy that goes with `RateLimited` and the RateLimit headers.
+    /// A zero rate's quota is 0.
     pub(crate) fn policy(&self) -> QuotaPolicy {
         QuotaPolicy {
-            quota: u64::from(self.burst),
+            quota: match self.mode {
+                Mode::Closed => 0,
+                Mode::Limited(_) | Mode::Unlimited => u64::from(self.burst),
+            },
             window: self.rate.per(),
         }
     }

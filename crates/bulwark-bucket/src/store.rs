@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use crate::gcra::Gcra;
+use crate::gcra::{Gcra, HORIZON};
 
 /// One bucket: its theoretical arrival time, in nanoseconds since the layer was created, and
 /// the queue of requests waiting for a token.
@@ -282,11 +282,15 @@ where
 /// the key during it (the next request after that may go early and meet the upstream's 429,
 /// which pauses the bucket again). A per-entry expiry that follows the TAT covers that too,
 /// but costs about 120 ns per keyed call (moka's timer wheel; measured in `bucket_keyed`).
+///
+/// At most [`HORIZON`] (about 146 years): moka refuses (panics on) an idle time over 1000
+/// years, and `max_wait(Duration::MAX)` asked for 584.
 pub(crate) fn idle_time(gcra: &Gcra, max_wait: Duration) -> Duration {
     Duration::from_nanos(gcra.capacity)
         .max(Duration::from_secs(1))
         .saturating_add(max_wait)
         .saturating_add(Duration::from_nanos(gcra.interval))
+        .min(Duration::from_nanos(HORIZON))
 }
 
 #[cfg(test)]
@@ -302,7 +306,13 @@ mod tests {
         // A waiter may sit up to 30 s; its slot ends one interval later; then the bucket
         // refills in 1 s.
         assert!(idle >= Duration::from_secs(31) + Duration::from_nanos(gcra.interval));
-        assert_eq!(idle_time(&gcra, Duration::MAX), Duration::MAX);
+        // Regression: a keyed layer with `max_wait(Duration::MAX)` panicked in moka
+        // ("time_to_idle is longer than 1000 years").
+        assert_eq!(
+            idle_time(&gcra, Duration::MAX),
+            Duration::from_nanos(HORIZON)
+        );
+        let _ = KeyedBuckets::<u32>::new(1, idle_time(&gcra, Duration::MAX));
     }
 
     #[tokio::test(start_paused = true)]

@@ -16,7 +16,7 @@ use bulwark_http::BoxError;
 use bulwark_testkit::RedisServer;
 use http::{Request, Response};
 use tokio::time::{sleep, timeout, Instant};
-use tower::{service_fn, Layer, Service, ServiceExt};
+use tower::{limit::ConcurrencyLimitLayer, service_fn, Layer, Service, ServiceBuilder, ServiceExt};
 
 /// The deployment secret every layer of these tests shares.
 fn secret() -> KeySecret {
@@ -351,4 +351,45 @@ fn the_redis_feature_keeps_the_response_future_send_and_sync() {
     let svc = layer.layer(service_fn(upstream::<u16>));
     // Built, never polled: no runtime needed.
     send_sync(&svc.oneshot(Request::new(200u16)));
+}
+
+/// Issue 15: asking Redis and waiting for the slot it reserved is waiting too: the request holds
+/// no `ConcurrencyLimitLayer(1)` permit meanwhile, so another caller is ready at once.
+#[tokio::test]
+async fn a_request_waiting_for_a_redis_slot_holds_no_concurrency_permit() {
+    let Some(server) = RedisServer::start_or_skip().await else {
+        return;
+    };
+    let layer = TokenBucketLayer::new(Rate::per_second(2))
+        .burst(1)
+        .max_wait(Duration::from_secs(5))
+        .store(RedisStore::new(client(&server), "test:permit", secret()));
+    let svc = ServiceBuilder::new()
+        .layer(layer.clone())
+        .layer(ConcurrencyLimitLayer::new(1))
+        .service_fn(upstream::<u16>);
+    let (mut a, mut b) = (svc.clone(), svc);
+    assert_eq!(send(&a, Request::new(200)).await, Outcome::Admitted);
+    // The next slot is half a second away: Redis reserves it and the request waits.
+    timeout(Duration::from_secs(1), a.ready())
+        .await
+        .expect("a is ready")
+        .unwrap();
+    let start = Instant::now();
+    let waiting = tokio::spawn(a.call(Request::new(200)));
+    timeout(Duration::from_millis(200), b.ready())
+        .await
+        .expect("the permit is free while the other request waits")
+        .unwrap();
+    // Give the permit back: the waiter needs it at its slot.
+    drop(b);
+    let res = timeout(Duration::from_secs(2), waiting)
+        .await
+        .expect("no hang");
+    assert!(res.unwrap().is_ok());
+    assert!(
+        start.elapsed() >= Duration::from_millis(400),
+        "it waited for its slot"
+    );
+    assert_eq!(layer.stats().fallbacks, 0, "Redis decided");
 }

@@ -46,6 +46,25 @@
 //!   against a guessed token without the secret. If Redis is down the cache uses memory only, logs once,
 //!   and uses Redis again when it answers. The `redis` crate is re-exported.
 //!
+//! ## Readiness
+//! [`StaleCache::poll_ready`](tower_service::Service::poll_ready) is always ready at once: the
+//! cache cannot tell before the request whether it will be answered from memory. A request
+//! that goes upstream clones the inner service and waits for that clone's readiness in its
+//! response future, right before the call — after waiting for an identical request in
+//! flight, after the shared store — the way tower's `Retry` readies a clone between attempts.
+//! So a fresh or stale-while-revalidate hit never waits for the upstream's capacity, and a
+//! request waiting for an identical one holds none of it (no `ConcurrencyLimit` permit, no
+//! `Buffer` slot). The inner service's backpressure shows as the latency of the requests that
+//! go upstream rather than in `poll_ready`: to refuse work while the upstream is saturated,
+//! put the limit or load-shedding outside the cache.
+//!
+//! ## Settings at their limits
+//! No setting panics, whatever its value: lifetimes above [`MAX_LIFETIME`] (2^31 s, the cap
+//! RFC 9111 sets on an upstream's values too) are clamped to it, zero sizes to 1, and
+//! [`StaleCacheLayer::validate`] names any setting it clamps or that makes no sense. An
+//! upstream's `max-age`, `stale-if-error`, `stale-while-revalidate` and `Age` are read up to
+//! 2^31 s, whatever they say.
+//!
 //! ## How it differs from http-cache and tower-resilience's cache
 //! Those serve fresh copies; neither serves a stale copy when the upstream fails, and
 //! http-cache cannot key on a body. This layer's job is the failure case.
@@ -102,6 +121,7 @@ pub use body::CacheBody;
 pub use bulwark_http::KeySecret;
 pub use key::{CacheKey, KeyBody};
 pub use layer::StaleCacheLayer;
+pub use policy::MAX_LIFETIME;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis;

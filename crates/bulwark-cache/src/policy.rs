@@ -9,6 +9,23 @@ use http::{header, HeaderMap};
 /// lifetimes and ages made on every request never overflow.
 pub(crate) const MAX_DELTA_SECONDS: u64 = 1 << 31;
 
+/// The longest lifetime the cache uses: 2^31 seconds (about 68 years).
+///
+/// Settings above it ([`fresh_for`], [`stale_while_revalidate`], [`stale_if_error`]) are
+/// clamped to it, and [`validate`] names them. It is the cap RFC 9111 §1.2.2 sets on an
+/// upstream's delta-seconds (`max-age=`, `stale-if-error=`, `Age`), which the cache applies
+/// too, so a setting and an upstream value are held to the same limit. Any sum of lifetimes
+/// and ages the cache makes then stays far below `Duration::MAX` (and saturates regardless),
+/// and an entry's time in the store (fresh + the longer stale window, at most 2^32 s, about
+/// 136 years) stays below the 1000 years `moka` accepts for a time to live (its builder
+/// panics past that, to keep its own clock arithmetic from overflowing).
+///
+/// [`fresh_for`]: crate::StaleCacheLayer::fresh_for
+/// [`stale_while_revalidate`]: crate::StaleCacheLayer::stale_while_revalidate
+/// [`stale_if_error`]: crate::StaleCacheLayer::stale_if_error
+/// [`validate`]: crate::StaleCacheLayer::validate
+pub const MAX_LIFETIME: Duration = Duration::from_secs(MAX_DELTA_SECONDS);
+
 /// `delta-seconds` (`1*DIGIT`, RFC 9111 §1.2.2), capped at [`MAX_DELTA_SECONDS`].
 fn delta_seconds(text: &str) -> Option<Duration> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
@@ -68,6 +85,32 @@ pub(crate) struct Lifetimes {
     pub(crate) stale_while_revalidate: Duration,
     /// Served when the upstream fails.
     pub(crate) stale_if_error: Duration,
+}
+
+impl Lifetimes {
+    /// Each lifetime at most [`MAX_LIFETIME`].
+    pub(crate) fn capped(self) -> Self {
+        Self {
+            fresh: self.fresh.min(MAX_LIFETIME),
+            stale_while_revalidate: self.stale_while_revalidate.min(MAX_LIFETIME),
+            stale_if_error: self.stale_if_error.min(MAX_LIFETIME),
+        }
+    }
+
+    /// Up to this age a copy is served at once (fresh, or stale while revalidating).
+    pub(crate) fn served_at_once(&self) -> Duration {
+        self.fresh.saturating_add(self.stale_while_revalidate)
+    }
+
+    /// Up to this age a copy is served when the upstream fails.
+    pub(crate) fn served_on_error(&self) -> Duration {
+        self.fresh.saturating_add(self.stale_if_error)
+    }
+
+    /// Up to this age a copy is of any use.
+    pub(crate) fn useful(&self) -> Duration {
+        self.served_at_once().max(self.served_on_error())
+    }
 }
 
 /// The layer's defaults, overridden by what the upstream said (RFC 5861 §3 and §4: the

@@ -245,9 +245,9 @@ impl RedisStore {
     /// Writes `entry` under `key`, unless no layer could use it any more.
     pub(crate) async fn save(&self, key: &SharedKey, entry: &Entry) -> Result<(), Unavailable> {
         let age = entry.age(Instant::now());
-        let l = entry.lifetimes;
-        let window = l.fresh + l.stale_if_error.max(l.stale_while_revalidate);
-        let ttl = millis(window.saturating_sub(age));
+        // At most 2^32 s (each lifetime is capped at 2^31 s): Redis refuses a `PX` past `i64`.
+        let most = crate::MAX_LIFETIME.saturating_mul(2);
+        let ttl = millis(entry.lifetimes.useful().saturating_sub(age).min(most));
         if ttl == 0 {
             return Ok(());
         }
@@ -388,7 +388,7 @@ pub(crate) fn decode(bytes: &[u8], check: &[u8; 16], now_ms: u64) -> Option<Entr
         headers,
         body,
         stored_at: Instant::now(),
-        initial_age: age + since,
+        initial_age: age.saturating_add(since),
         lifetimes,
     })
 }

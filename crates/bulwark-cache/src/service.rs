@@ -1,9 +1,13 @@
 //! [`StaleCache`], the service made by [`StaleCacheLayer`](crate::StaleCacheLayer).
 //!
 //! The fresh-hit path answers from memory with a ready future (no allocation but the
-//! response). A miss is a boxed `async` block: it waits on the network anyway, and its steps
-//! (coalescing, the call, reading the body, storing, falling back to a stale copy) read
-//! far better as one `async` function than as a hand-written state machine.
+//! response, no clone of the inner service). A miss is a boxed `async` block: it waits on the
+//! network anyway, and its steps (coalescing, the call, reading the body, storing, falling
+//! back to a stale copy) read far better as one `async` function than as a hand-written state
+//! machine.
+//!
+//! Readiness (see the crate docs, `# Readiness`): `poll_ready` is always ready; a request that
+//! goes upstream readies its own clone of the inner service right before the call.
 
 use std::{
     fmt,
@@ -33,6 +37,13 @@ use crate::{
 };
 
 /// Serves the last good response when the upstream fails (see the [crate docs](crate)).
+///
+/// Always ready: `poll_ready` never waits for the inner service. A request that goes upstream
+/// waits for a clone of the inner service to be ready in its response future, so requests
+/// answered from memory and requests waiting for an identical one in flight hold none of the
+/// inner service's capacity (see [Readiness](crate#readiness)). An error from the inner
+/// service's readiness is handled like an error from its call: classified, and answered with a
+/// stale copy when it is a failure and a copy is young enough.
 pub struct StaleCache<S, C, B> {
     inner: S,
     config: Arc<Config<B>>,
@@ -169,13 +180,12 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<ResB>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        // The inner service's readiness is taken on a clone, only by a request about to call it.
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
         let config = &self.config;
         let cacheable = match &config.cacheable {
             Some(predicate) => predicate(req.method(), req.uri()),
@@ -192,7 +202,7 @@ where
             None
         };
         let Some(key_text) = key_text else {
-            return passthrough(inner, req, Arc::clone(&self.store));
+            return passthrough(self.inner.clone(), req, Arc::clone(&self.store));
         };
         let key = key::build(&req, key_text, &config.vary, &self.store.hasher);
         let now = Instant::now();
@@ -206,12 +216,12 @@ where
                 let cache_status = values::hit(l.fresh, age, false);
                 return ready(entry.respond(CacheStatus::Fresh { age }, cache_status, now));
             }
-            if age < l.fresh + l.stale_while_revalidate {
+            if age < l.served_at_once() {
                 Counters::bump(&self.store.counters.stale_served);
                 tracing::debug!(target: "bulwark_cache", age_s = age.as_secs(), "stale while revalidating");
                 let shared = shared::key(&self.store, &req, &key, &config.vary);
                 revalidate(
-                    inner,
+                    self.inner.clone(),
                     req,
                     key,
                     shared,
@@ -227,7 +237,7 @@ where
         Counters::bump(&self.store.counters.misses);
         let shared = shared::key(&self.store, &req, &key, &config.vary);
         let fut = miss(
-            inner,
+            self.inner.clone(),
             req,
             key,
             had_copy,
@@ -248,19 +258,31 @@ fn ready<ResB>(res: Response<CacheBody<ResB>>) -> ResponseFuture<ResB> {
     }
 }
 
+/// Waits for `inner` (a clone, never readied) to be ready, then calls it.
+async fn ready_and_call<S, R>(inner: &mut S, req: R) -> Result<S::Response, BoxError>
+where
+    S: Service<R>,
+    S::Error: Into<BoxError>,
+{
+    std::future::poll_fn(|cx| inner.poll_ready(cx))
+        .await
+        .map_err(Into::into)?;
+    inner.call(req).await.map_err(Into::into)
+}
+
 /// Not cached: sent as is; a successful unsafe request invalidates cached reads of its path.
 fn passthrough<S, B, ResB>(mut inner: S, req: Request<B>, store: Arc<Store>) -> ResponseFuture<ResB>
 where
     S: Service<Request<B>, Response = Response<ResB>> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
+    B: Send + 'static,
     ResB: Send + 'static,
 {
     let invalidate = is_unsafe(req.method()).then(|| req.uri().path().to_owned());
-    let fut = inner.call(req);
     ResponseFuture {
         kind: Kind::Boxed(Box::pin(async move {
-            let res = fut.await.map_err(Into::into)?;
+            let res = ready_and_call(&mut inner, req).await?;
             if let Some(path) = invalidate.filter(|_| res.status().is_success()) {
                 tracing::debug!(target: "bulwark_cache", path, "invalidated by a write");
                 shared::invalidate_path(&store, &path).await;
@@ -306,7 +328,7 @@ fn stale_copy<ResB>(
     let now = Instant::now();
     let age = entry.age(now);
     let l = entry.lifetimes;
-    if age >= l.fresh + l.stale_if_error {
+    if age >= l.served_on_error() {
         return None;
     }
     Counters::bump(&store.counters.stale_served);
@@ -348,7 +370,7 @@ where
     let mut leader = None;
     // Coalescing: one leader per key calls the upstream; the others wait for its outcome.
     // Bounded: each round either leads, or waits for a leader that then finishes or drops.
-    if config.coalesce && config.coalesce_wait != Some(std::time::Duration::ZERO) {
+    if config.coalesce && config.coalesce_max_wait != Some(std::time::Duration::ZERO) {
         loop {
             let role = {
                 let mut inflight = store
@@ -376,7 +398,7 @@ where
                 }
                 Role::Follow(mut rx) => {
                     let settled = rx.wait_for(|o| *o != Outcome::Pending);
-                    match config.coalesce_wait {
+                    match config.coalesce_max_wait {
                         None => drop(settled.await),
                         Some(wait) => {
                             if tokio::time::timeout(wait, settled).await.is_err() {
@@ -432,7 +454,8 @@ where
             return Ok(entry.respond(CacheStatus::Fresh { age }, cache_status, now));
         }
     }
-    let result = inner.call(req).await.map_err(Into::into);
+    // Only now, about to call, take the inner service's readiness (on this request's clone).
+    let result = ready_and_call(&mut inner, req).await;
     let class = match &result {
         Ok(res) => classify.classify_response(res),
         Err(err) => classify.classify_error(&**err),
@@ -562,7 +585,7 @@ fn is_failure(class: Class) -> bool {
 
 /// Refreshes `key` in the background, unless a refresh (or any miss) is already in flight.
 fn revalidate<S, C, B, ResB>(
-    mut inner: S,
+    inner: S,
     req: Request<B>,
     key: CacheKey,
     shared: SharedKey,
@@ -589,13 +612,8 @@ fn revalidate<S, C, B, ResB>(
     let Ok(handle) = tokio::runtime::Handle::try_current() else {
         return;
     };
+    // `miss` takes the inner service's readiness itself, right before its call.
     handle.spawn(async move {
-        if std::future::poll_fn(|cx| inner.poll_ready(cx))
-            .await
-            .is_err()
-        {
-            return;
-        }
         let _ = miss(inner, req, key, true, shared, config, store, classify).await;
     });
 }

@@ -1,4 +1,8 @@
 //! The in-memory store (`moka`, weighed by bytes) and the in-flight map for coalescing.
+//!
+//! Each entry expires on its own schedule ([`KeepUntilUseless`]), from its own lifetimes, so
+//! the store does not depend on the layer's lifetime settings: changing them never needs a
+//! new store.
 
 use std::{
     collections::{hash_map::RandomState, HashMap},
@@ -33,16 +37,26 @@ pub(crate) struct Entry {
 
 impl Entry {
     pub(crate) fn age(&self, now: Instant) -> Duration {
-        self.initial_age + now.saturating_duration_since(self.stored_at)
+        self.initial_age
+            .saturating_add(now.saturating_duration_since(self.stored_at))
     }
 
     fn weight(&self) -> u64 {
-        let headers: usize = self
-            .headers
-            .iter()
-            .map(|(k, v)| k.as_str().len() + v.len() + 32)
-            .sum();
-        (self.body.len() + headers + 128) as u64
+        let headers = self.headers.iter().fold(0u64, |sum, (k, v)| {
+            sum.saturating_add((k.as_str().len() + v.len() + 32) as u64)
+        });
+        (self.body.len() as u64)
+            .saturating_add(headers)
+            .saturating_add(ENTRY_OVERHEAD)
+    }
+
+    /// How long the store keeps it: while it is of any use, and at least a day (so a request
+    /// for a copy too old to serve still says `fwd=stale`), at most [`KEEP_AT_MOST`].
+    fn keep_for(&self) -> Duration {
+        self.lifetimes
+            .useful()
+            .saturating_sub(self.initial_age)
+            .clamp(KEEP_AT_LEAST, KEEP_AT_MOST)
     }
 
     /// The stored response, with `Age`, `Cache-Status` and the [`CacheStatus`] extension.
@@ -62,6 +76,45 @@ impl Entry {
         res.headers_mut().append(CACHE_STATUS, cache_status);
         res.extensions_mut().insert(status);
         res
+    }
+}
+
+/// What an entry weighs besides its body and headers; no entry weighs less, so a
+/// [`max_bytes`](crate::StaleCacheLayer::max_bytes) below it stores nothing.
+pub(crate) const ENTRY_OVERHEAD: u64 = 128;
+
+/// Entries are kept at least this long, whatever their lifetimes.
+const KEEP_AT_LEAST: Duration = Duration::from_secs(86_400);
+
+/// Entries are kept at most this long: 2^32 s (about 136 years), fresh + the longer stale
+/// window when each is at [`MAX_LIFETIME`](crate::MAX_LIFETIME); well within the 1000 years
+/// moka accepts for a time to live.
+const KEEP_AT_MOST: Duration = Duration::from_secs(2 * crate::policy::MAX_DELTA_SECONDS);
+
+/// moka's per-entry expiry: each entry is kept for [`Entry::keep_for`], counted again when it
+/// is replaced.
+struct KeepUntilUseless;
+
+// moka's trait hands us its own clock's instants; they are not used.
+#[allow(clippy::disallowed_types)]
+impl moka::Expiry<CacheKey, Arc<Entry>> for KeepUntilUseless {
+    fn expire_after_create(
+        &self,
+        _key: &CacheKey,
+        entry: &Arc<Entry>,
+        _created_at: std::time::Instant,
+    ) -> Option<Duration> {
+        Some(entry.keep_for())
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &CacheKey,
+        entry: &Arc<Entry>,
+        _updated_at: std::time::Instant,
+        _duration_until_expiry: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(entry.keep_for())
     }
 }
 
@@ -94,22 +147,17 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    pub(crate) fn new(
-        max_entries: u64,
-        max_bytes: u64,
-        time_to_live: Duration,
-        remote: Remote,
-    ) -> Self {
+    /// A store of at most `max_entries` entries and `max_bytes` bytes (each at least 1).
+    pub(crate) fn new(max_entries: u64, max_bytes: u64, remote: Remote) -> Self {
         let counters = Arc::new(Counters::default());
         let evictions = Arc::clone(&counters);
-        // Each entry weighs at least max_bytes / max_entries, so both bounds hold at once.
-        let floor = (max_bytes / max_entries.max(1)).max(1);
+        let (capacity, floor) = capacity(max_entries, max_bytes);
         let cache = moka::sync::Cache::builder()
-            .max_capacity(max_bytes)
+            .max_capacity(capacity)
             .weigher(move |_k: &CacheKey, e: &Arc<Entry>| {
                 u32::try_from(e.weight().max(floor)).unwrap_or(u32::MAX)
             })
-            .time_to_live(time_to_live.max(Duration::from_secs(1)))
+            .expire_after(KeepUntilUseless)
             .support_invalidation_closures()
             .eviction_listener(move |_k, _v, cause| {
                 if cause != moka::notification::RemovalCause::Replaced {
@@ -130,6 +178,16 @@ impl Store {
         self.cache.run_pending_tasks();
         self.cache.iter().map(|(_, e)| e.body.len() as u64).sum()
     }
+}
+
+/// moka's capacity and the least weight of an entry, so that both `max_entries` and
+/// `max_bytes` hold with one weigher: each entry weighs at least `max_bytes / max_entries`
+/// (rounded up). moka's weights are `u32`: past that, the capacity is counted in entries of
+/// `u32::MAX`.
+fn capacity(max_entries: u64, max_bytes: u64) -> (u64, u64) {
+    let (entries, bytes) = (max_entries.max(1), max_bytes.max(1));
+    let floor = bytes.div_ceil(entries).min(u64::from(u32::MAX));
+    (bytes.min(entries.saturating_mul(floor)), floor)
 }
 
 /// The leader of a coalesced miss: tells followers how it ended, even when dropped.
@@ -162,5 +220,66 @@ impl Drop for Leader {
             inflight.remove(&self.key);
         }
         // Dropping the sender wakes followers still waiting for an outcome.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_bounds_hold_at_any_size() {
+        for (entries, bytes) in [
+            (1, 1),
+            (3, 10),
+            (4, 11),
+            (10_000, 64 << 20),
+            (1, u64::MAX),
+            (2, u64::MAX),
+            (u64::MAX, 1),
+            (u64::MAX, u64::MAX),
+            (0, 0),
+        ] {
+            let (capacity, floor) = capacity(entries, bytes);
+            assert!(floor >= 1 && floor <= u64::from(u32::MAX));
+            assert!(capacity <= bytes.max(1), "{entries} {bytes}");
+            assert!(capacity / floor <= entries.max(1), "{entries} {bytes}");
+        }
+    }
+
+    /// An entry with lifetimes and an age at `Duration::MAX` (as a foreign Redis writer could
+    /// store): its age, its time in the store and its headers saturate.
+    #[tokio::test(start_paused = true)]
+    async fn an_entry_at_duration_max_saturates() {
+        let entry = Entry {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            stored_at: Instant::now(),
+            initial_age: Duration::MAX,
+            lifetimes: crate::policy::Lifetimes {
+                fresh: Duration::MAX,
+                stale_while_revalidate: Duration::MAX,
+                stale_if_error: Duration::MAX,
+            },
+        };
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let now = Instant::now();
+        assert_eq!(entry.age(now), Duration::MAX);
+        assert_eq!(entry.keep_for(), KEEP_AT_LEAST);
+        let res: Response<CacheBody<()>> = entry.respond(
+            CacheStatus::Stale { age: Duration::MAX },
+            HeaderValue::from_static("x"),
+            now,
+        );
+        assert_eq!(
+            res.headers()[http::header::AGE],
+            u64::MAX.to_string().as_str()
+        );
+        let young = Entry {
+            initial_age: Duration::ZERO,
+            ..entry
+        };
+        assert_eq!(young.keep_for(), KEEP_AT_MOST);
     }
 }

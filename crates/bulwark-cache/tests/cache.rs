@@ -461,7 +461,7 @@ async fn a_dropped_leader_hands_over() {
 async fn a_follower_stops_waiting_for_a_slow_leader_after_coalesce_wait() {
     let up = Upstream::new(Next::Slow(30_000));
     let svc = StaleCacheLayer::new()
-        .coalesce_wait(Duration::from_secs(2))
+        .coalesce_max_wait(Duration::from_secs(2))
         .layer(up.service());
     let start = tokio::time::Instant::now();
     let leader = tokio::spawn(svc.clone().oneshot(get("/p", "a")));

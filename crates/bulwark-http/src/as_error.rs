@@ -24,6 +24,17 @@
 use std::{convert::Infallible, error::Error as StdError};
 
 /// An error that can be viewed as `&(dyn Error + 'static)` (see the [module docs](self)).
+///
+/// Implemented for `BoxError` (and the other boxed `dyn Error`s), `Infallible`,
+/// `std::io::Error`, `http::Error`, tower's and tokio's `Elapsed`, bulwark's rejections, and —
+/// with the `hyper-util` feature (of this crate or of `bulwark-retry`) — `hyper::Error` and
+/// `hyper_util::client::legacy::Error`.
+#[diagnostic::on_unimplemented(
+    message = "bulwark cannot classify the inner service's error `{Self}`: it does not implement `bulwark_http::AsStdError`",
+    label = "`{Self}` does not implement `AsStdError`",
+    note = "for hyper-util's `client::legacy::Error`, enable the `hyper-util` feature of `bulwark-retry` (or of `bulwark-http`)",
+    note = "for an error type of your own, implement `AsStdError` (one line, see the `bulwark_http::as_error` docs), or turn it into a `BoxError` below the layer: `ServiceBuilder::new().layer(..).map_err(BoxError::from).service(..)`"
+)]
 pub trait AsStdError {
     /// The error as a trait object, or `None` for an uninhabited type.
     fn as_std_error(&self) -> Option<&(dyn StdError + 'static)>;

@@ -4,6 +4,12 @@
 //! [`BufferedBody`]: a cheap-to-clone body over [`Bytes`]. [`BufferBodyLayer`] turns any
 //! streaming body (axum's `Body`, hyper's `Incoming`) into one, refusing bodies longer than
 //! its limit with [`BodyTooLarge`] — without reading past the limit.
+//!
+//! ## How it differs from `tower_http::limit` and `axum::body::to_bytes`
+//! Those limit or collect a body inside the handler, after the service below was readied.
+//! [`BufferBody`] reads the body *before* it asks the service below for readiness: a client
+//! trickling its upload holds no `ConcurrencyLimit` permit and no `Buffer` slot of the stack
+//! below while it does (see [`BufferBody`]'s "Readiness").
 
 use std::{
     convert::Infallible,
@@ -148,6 +154,9 @@ impl Body for BufferedBody {
 /// from the service): when `Content-Length` or the body's size hint already says so, nothing
 /// is read; otherwise reading stops as soon as the limit is crossed.
 ///
+/// The service it makes is always ready and takes the inner service's readiness only once a
+/// body has arrived (see [`BufferBody`]).
+///
 /// # Example
 /// ```
 /// use bulwark_http::{BufferBodyLayer, BufferedBody};
@@ -174,6 +183,12 @@ pub struct BufferBodyLayer {
 
 impl BufferBodyLayer {
     /// Buffers bodies of at most `limit` bytes.
+    ///
+    /// Any `limit` is valid: `0` accepts only empty bodies, `usize::MAX` any body that fits in
+    /// memory.
+    ///
+    /// # Panics
+    /// Never, whatever `limit` and whatever `Content-Length` a request declares.
     pub const fn new(limit: usize) -> Self {
         Self { limit }
     }
@@ -188,6 +203,20 @@ impl<S> Layer<S> for BufferBodyLayer {
 }
 
 /// The service made by [`BufferBodyLayer`].
+///
+/// # Readiness
+/// `BufferBody` is always ready. Each call reads its body first; only then does its response
+/// future drive a clone of the inner service to readiness and call it — the idiom tower's own
+/// `Retry` uses between attempts. So a client that trickles its body (or stalls) holds
+/// nothing of the stack below while it does: a `ConcurrencyLimitLayer` below lends its permit
+/// only to a request whose body is complete, and other requests go by. The inner service's
+/// backpressure applies once a body has arrived; how many bodies are read at once is bounded
+/// by the server's connections, each to `limit` bytes. An error from the inner service's
+/// `poll_ready` is that request's error.
+///
+/// # Clone
+/// The inner service is cloned for each call (hence `S: Clone`), as tower's `Buffer`,
+/// `Retry` and axum's routers are built to be.
 #[derive(Debug, Clone)]
 pub struct BufferBody<S> {
     inner: S,
@@ -227,14 +256,15 @@ where
     type Error = BoxError;
     type Future = BufferBodyFuture<S, B>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx).map_err(Into::into)
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        // Always ready: the future readies a clone of the inner service once the body is in,
+        // so nothing below is held while a client sends it.
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        // The readied service goes into the future; a fresh clone stays behind (tower's habit).
-        let clone = self.inner.clone();
-        let inner = std::mem::replace(&mut self.inner, clone);
+        // Never readied here: the future drives this clone to readiness after the body.
+        let inner = self.inner.clone();
         let limit = self.limit;
         let declared = req
             .headers()
@@ -299,6 +329,11 @@ pin_project! {
             parts: Option<Parts>,
             inner: Option<S>,
         },
+        // The body is in: waiting for the inner service to be ready.
+        Readying {
+            request: Option<Request<BufferedBody>>,
+            inner: S,
+        },
         Calling {
             #[pin]
             future: S::Future,
@@ -334,11 +369,24 @@ where
                         }
                         Err(err) => return Poll::Ready(Err(err)),
                     };
-                    let (Some(parts), Some(mut inner)) = (parts.take(), inner.take()) else {
+                    let (Some(parts), Some(inner)) = (parts.take(), inner.take()) else {
                         unreachable!("the collecting state is left right after it completes")
                     };
-                    let req = Request::from_parts(parts, BufferedBody::from(collected.to_bytes()));
-                    let future = inner.call(req);
+                    let request =
+                        Request::from_parts(parts, BufferedBody::from(collected.to_bytes()));
+                    this.state.set(State::Readying {
+                        request: Some(request),
+                        inner,
+                    });
+                }
+                StateProj::Readying { request, inner } => {
+                    if let Err(err) = std::task::ready!(inner.poll_ready(cx)) {
+                        return Poll::Ready(Err(err.into()));
+                    }
+                    let Some(request) = request.take() else {
+                        unreachable!("the readying state is left right after it calls")
+                    };
+                    let future = inner.call(request);
                     this.state.set(State::Calling { future });
                 }
                 StateProj::Calling { future } => {

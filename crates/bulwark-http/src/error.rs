@@ -23,16 +23,24 @@
 //! layer never mistakes them for an upstream failure. [`RejectionResponseLayer`] renders
 //! them as 503 / 429 / 413 responses for servers.
 //!
+//! Any `Duration` is a valid `retry_after`, `Duration::MAX` ("never", from a zero rate)
+//! included: nothing here or in the renderers panics on it. The `Display` text and the
+//! rendered `Retry-After` clamp waits longer than [`MAX_RETRY_AFTER`] (one year); the field
+//! keeps the true value.
+//!
 //! [`RejectionResponseLayer`]: crate::RejectionResponseLayer
 
 use std::{fmt, time::Duration};
+
+use crate::retry_after::MAX_RETRY_AFTER;
 
 /// The error type of every bulwark layer that can refuse a request.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// A circuit breaker is open: the request was not sent.
 ///
-/// `retry_after` is the time left before the breaker lets a probe through.
+/// `retry_after` is the time left before the breaker lets a probe through. Its `Display`
+/// shows at most [`MAX_RETRY_AFTER`] ("retry after more than 31536000s").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CircuitOpen {
@@ -52,9 +60,23 @@ impl fmt::Display for CircuitOpen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "circuit open: upstream failing, retry after {:.3}s",
-            self.retry_after.as_secs_f64()
+            "circuit open: upstream failing, retry after {}",
+            Wait(self.retry_after)
         )
+    }
+}
+
+/// A wait as the errors' `Display` shows it: seconds with milliseconds, or "more than
+/// 31536000s" past [`MAX_RETRY_AFTER`] — never the twenty digits of `Duration::MAX`.
+struct Wait(Duration);
+
+impl fmt::Display for Wait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0 > MAX_RETRY_AFTER {
+            write!(f, "more than {}s", MAX_RETRY_AFTER.as_secs())
+        } else {
+            write!(f, "{:.3}s", self.0.as_secs_f64())
+        }
     }
 }
 
@@ -71,7 +93,8 @@ pub struct QuotaPolicy {
 
 /// A rate limiter refused the request: no token within the allowed wait.
 ///
-/// `retry_after` is when a token will be available.
+/// `retry_after` is when a token will be available (`Duration::MAX` when never, from a zero
+/// rate). Its `Display` shows at most [`MAX_RETRY_AFTER`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RateLimited {
@@ -101,11 +124,7 @@ impl RateLimited {
 
 impl fmt::Display for RateLimited {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "rate limited: retry after {:.3}s",
-            self.retry_after.as_secs_f64()
-        )
+        write!(f, "rate limited: retry after {}", Wait(self.retry_after))
     }
 }
 

@@ -18,6 +18,9 @@ fn now() -> SystemTime {
     UNIX_EPOCH + Duration::new(1_700_000_000, 250_000_000)
 }
 
+/// The largest integer an RFC 8941 structured field may carry.
+const SF_INTEGER_MAX: u64 = 999_999_999_999_999;
+
 fn ceil_secs(d: Duration) -> u64 {
     d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
 }
@@ -210,8 +213,9 @@ fn check_ratelimit(pairs: &[(&'static str, Vec<u8>)]) {
     assert_eq!(info.is_empty(), info == RateLimitInfo::default());
 }
 
-/// What bulwark renders reads back as what it meant, whatever the other dialects say: the
-/// IETF fields take precedence.
+/// What bulwark renders reads back as what it meant — capped like `Retry-After` at one year
+/// and at the largest structured-field integer — whatever the other dialects say: the IETF
+/// fields take precedence.
 fn check_ratelimit_round_trip(
     (quota, window, remaining, reset): (u64, Duration, u64, Duration),
     noise: &[(&'static str, Vec<u8>)],
@@ -227,10 +231,10 @@ fn check_ratelimit_round_trip(
     assert_eq!(
         info,
         RateLimitInfo {
-            limit: Some(quota),
-            remaining: Some(remaining),
-            reset: Some(Duration::from_secs(ceil_secs(reset))),
-            window: Some(Duration::from_secs(ceil_secs(window).max(1))),
+            limit: Some(quota.min(SF_INTEGER_MAX)),
+            remaining: Some(remaining.min(SF_INTEGER_MAX)),
+            reset: Some(Duration::from_secs(ceil_secs(reset)).min(MAX_RETRY_AFTER)),
+            window: Some(Duration::from_secs(ceil_secs(window).max(1)).min(MAX_RETRY_AFTER)),
         },
         "{headers:?}"
     );
@@ -334,7 +338,8 @@ proptest! {
     #[test]
     fn retry_after_reads_back_what_bulwark_writes(secs in any::<u64>(), nanos in 0u32..1_000_000_000) {
         let wait = Duration::new(secs, nanos);
-        let expected = Some(Duration::from_secs(ceil_secs(wait))).filter(|w| *w <= MAX_RETRY_AFTER);
+        // Rendered waits are capped at what the parser accepts, so they always read back.
+        let expected = Some(Duration::from_secs(ceil_secs(wait)).min(MAX_RETRY_AFTER));
         prop_assert_eq!(parse_retry_after(&retry_after_value(wait), now()), expected);
     }
 
@@ -391,7 +396,8 @@ fn an_epoch_reset_beyond_system_time_is_not_a_panic() {
 }
 
 /// Regression: `insert_headers` with `Duration::MAX` overflowed rounding up (a panic in debug
-/// builds, `t=0` in release), and a quota of 20 digits did not read back.
+/// builds, `t=0` in release), and a quota of 20 digits did not read back. Since issue 15 the
+/// values are capped (one year, 15 digits) and read back as capped.
 #[test]
 fn ratelimit_headers_with_the_largest_values_read_back() {
     check_ratelimit_round_trip((u64::MAX, Duration::MAX, u64::MAX, Duration::MAX), &[]);

@@ -11,10 +11,17 @@
 //!   `Reset` is either seconds from now or a Unix timestamp (values above 10⁹ are timestamps).
 //!
 //! A malformed field is ignored on its own; nothing here panics.
+//!
+//! [`insert_headers`] renders our own servers' limits, with waits capped like `Retry-After`
+//! (at [`MAX_RETRY_AFTER`](crate::MAX_RETRY_AFTER), one year) and every number a valid
+//! structured-field integer, so an extreme setting (a zero rate: "never") never writes a
+//! value a client cannot read.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::retry_after::whole_secs_capped;
 
 /// `RateLimit` (IETF draft).
 pub const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
@@ -215,9 +222,18 @@ fn reset_from(value: u64, now: SystemTime) -> Duration {
     }
 }
 
+/// The largest integer an RFC 8941 structured field may carry (15 digits).
+const SF_INTEGER_MAX: u64 = 999_999_999_999_999;
+
 /// Renders the IETF draft (08+) `RateLimit` and `RateLimit-Policy` fields for one policy.
 ///
-/// `reset` is rounded up to whole seconds; the policy is named `"default"`.
+/// `window` and `reset` are rounded up to whole seconds and, like `Retry-After`, capped at
+/// [`MAX_RETRY_AFTER`](crate::MAX_RETRY_AFTER) (one year); `window` is at least 1 s.
+/// `quota` and `remaining` are capped at 999 999 999 999 999, the largest integer a
+/// structured field (RFC 8941) may carry. The policy is named `"default"`.
+///
+/// # Panics
+/// Never, whatever the values (`Duration::MAX`, `u64::MAX` included).
 ///
 /// ```
 /// use std::time::Duration;
@@ -225,6 +241,11 @@ fn reset_from(value: u64, now: SystemTime) -> Duration {
 /// bulwark_http::ratelimit::insert_headers(&mut headers, 3, Duration::from_secs(1), 0, Duration::from_millis(200));
 /// assert_eq!(headers["ratelimit-policy"], r#""default";q=3;w=1"#);
 /// assert_eq!(headers["ratelimit"], r#""default";r=0;t=1"#);
+///
+/// // A zero rate's "never": capped, and still a valid structured field.
+/// bulwark_http::ratelimit::insert_headers(&mut headers, u64::MAX, Duration::MAX, 0, Duration::MAX);
+/// assert_eq!(headers["ratelimit-policy"], r#""default";q=999999999999999;w=31536000"#);
+/// assert_eq!(headers["ratelimit"], r#""default";r=0;t=31536000"#);
 /// ```
 pub fn insert_headers(
     headers: &mut HeaderMap,
@@ -233,8 +254,10 @@ pub fn insert_headers(
     remaining: u64,
     reset: Duration,
 ) {
-    let window = ceil_secs(window).max(1);
-    let reset = ceil_secs(reset);
+    let quota = quota.min(SF_INTEGER_MAX);
+    let remaining = remaining.min(SF_INTEGER_MAX);
+    let window = whole_secs_capped(window).max(1);
+    let reset = whole_secs_capped(reset);
     let policy = format!("\"default\";q={quota};w={window}");
     let state = format!("\"default\";r={remaining};t={reset}");
     if let Ok(v) = HeaderValue::from_str(&policy) {
@@ -243,10 +266,6 @@ pub fn insert_headers(
     if let Ok(v) = HeaderValue::from_str(&state) {
         headers.insert(RATELIMIT, v);
     }
-}
-
-fn ceil_secs(d: Duration) -> u64 {
-    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
 }
 
 #[cfg(test)]

@@ -4,41 +4,79 @@
 //! infallible service. [`RejectionResponseLayer`] sits outermost and turns every error into a
 //! response, so no `HandleErrorLayer` is needed:
 //!
-//! | error | response |
-//! |---|---|
-//! | [`CircuitOpen`] | 503, `Retry-After` |
-//! | [`RateLimited`] | 429, `Retry-After`, IETF `RateLimit` / `RateLimit-Policy` |
-//! | [`BodyTooLarge`] | 413 |
-//! | an upstream failure (unreachable, timeout, reset) | 502 |
-//! | anything else | 500 |
+//! | error (anywhere in the `source()` chain) | [`Rejection`] | response |
+//! |---|---|---|
+//! | [`CircuitOpen`] | `CircuitOpen` | 503, `Retry-After` |
+//! | [`RateLimited`] | `RateLimited` | 429, `Retry-After`, IETF `RateLimit` / `RateLimit-Policy` |
+//! | [`BodyTooLarge`] | `BodyTooLarge` | 413 |
+//! | a deadline inside this layer ran out: `tower::timeout::error::Elapsed` (tower's `TimeoutLayer`), `tokio::time::error::Elapsed` | `Timeout` | 503, no `Retry-After` ([why](#a-timeout-is-503)) |
+//! | an upstream failure (unreachable, reset, an HTTP client's error), or an error nothing explains | `Upstream` | 502 |
+//! | an error that says the request itself was wrong (a `Permanent` class) | `Internal` | 500 |
 //!
-//! `Retry-After` is whole seconds, rounded up. Bodies are a small JSON document that never
-//! carries the error's text (internals stay in the logs, at `warn`); a preset can render its
-//! API's own error format with [`RejectionResponseLayer::render_with`].
+//! `Retry-After` is whole seconds, rounded up, and at most
+//! [`MAX_RETRY_AFTER`](crate::MAX_RETRY_AFTER) (one year): a wait of `Duration::MAX` — a
+//! zero rate's "never" — is rendered as `31536000`, the longest value bulwark's own parser
+//! reads back; the `RateLimit` fields are capped the same way
+//! ([`ratelimit::insert_headers`]). Rendering never panics. Bodies are a small JSON document
+//! that never carries the error's text (internals stay in the logs, at `warn`); a preset can
+//! render its API's own error format with [`RejectionResponseLayer::render_with`].
+//!
+//! ## A timeout is 503
+//! A `TimeoutLayer` inside this layer — a server's deadline for its own handler, typically —
+//! ran out: the server did not produce an answer in time. That is answered **503 Service
+//! Unavailable** (RFC 9110 §15.6.4: the server cannot handle the request now, for a while),
+//! which is true whatever the deadline wrapped, and which clients and SDKs treat as worth
+//! retrying later. Not:
+//!
+//! * **502 Bad Gateway** — no upstream sent an invalid answer; there may be no upstream at all.
+//! * **504 Gateway Timeout** (§15.6.5) — a *gateway or proxy* waited for an upstream. This
+//!   layer cannot tell whether the deadline wrapped an upstream call or the server's own
+//!   work, and 504 would claim the former. A proxy that knows its deadline wrapped the
+//!   upstream can answer 504 with [`render_with`](RejectionResponseLayer::render_with).
+//! * **408 Request Timeout** (§15.5.9) — the *client* did not finish sending its request in
+//!   time. tower-http's `TimeoutLayer` answered 408 by default; that default was deprecated in
+//!   tower-http 0.6.7 (`TimeoutLayer::with_status_code`) after browsers were seen treating
+//!   the 408 as a broken connection (tower-http#300) and 503 was proposed instead (#579),
+//!   the maintainers noting that 408 is only right while the handler is still reading the
+//!   request body. A body that does not arrive in time is a client's fault and deserves 408:
+//!   render it yourself, from your body-timeout error.
+//!
+//! No `Retry-After` is sent with it: nothing says when the server will be faster.
 
-use std::{
-    convert::Infallible,
-    error::Error as StdError,
-    fmt,
-    future::Future,
-    pin::Pin,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::{error::Error as StdError, time::Duration};
 
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
-use http_body_util::Either;
-use pin_project_lite::pin_project;
-use tower_layer::Layer;
-use tower_service::Service;
 
 use crate::{
     classify::{classify_error_chain, Class},
-    error::{BodyTooLarge, BoxError, CircuitOpen, RateLimited},
+    error::{BodyTooLarge, CircuitOpen, RateLimited},
     ratelimit, retry_after_value, BufferedBody,
 };
 
-/// Why a request was answered by [`RejectionResponseLayer`] instead of the inner service.
+mod service;
+
+pub use service::{RejectionResponse, RejectionResponseLayer, ResponseFuture};
+
+/// Why a request was answered by [`RejectionResponseLayer`] instead of the inner service
+/// (the table in the [module docs](self)).
+///
+/// `#[non_exhaustive]`: a renderer of one's own matches with a `_` arm, and can fall back to
+/// [`status`](Self::status), [`code`](Self::code) and [`message`](Self::message), which this
+/// crate keeps right for every variant it adds.
+///
+/// ```
+/// use std::time::Duration;
+/// use bulwark_http::{Rejection, RateLimited};
+///
+/// let elapsed = tower::timeout::error::Elapsed::new();
+/// assert_eq!(Rejection::from_error(&elapsed), Rejection::Timeout);
+/// assert_eq!(Rejection::Timeout.status(), 503);
+///
+/// let never = Rejection::from_error(&RateLimited::new(Duration::MAX));
+/// assert_eq!(never.status(), 429);
+/// let res = never.to_response();
+/// assert_eq!(res.headers()["retry-after"], "31536000"); // capped at one year
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Rejection {
@@ -48,9 +86,13 @@ pub enum Rejection {
     RateLimited(RateLimited),
     /// The request body was too large → 413.
     BodyTooLarge(BodyTooLarge),
-    /// The upstream failed (unreachable, timed out, reset) → 502.
+    /// A deadline inside this layer ran out (`tower::timeout::error::Elapsed`,
+    /// `tokio::time::error::Elapsed`) → 503, not 502 or 504: see
+    /// [why](self#a-timeout-is-503).
+    Timeout,
+    /// The upstream failed (unreachable, reset, an HTTP client's error) → 502.
     Upstream,
-    /// Any other error → 500.
+    /// An error saying the request itself was wrong → 500.
     Internal,
 }
 
@@ -69,6 +111,9 @@ impl Rejection {
             if let Some(large) = e.downcast_ref::<BodyTooLarge>() {
                 return Self::BodyTooLarge(*large);
             }
+            if e.is::<tower::timeout::error::Elapsed>() || e.is::<tokio::time::error::Elapsed>() {
+                return Self::Timeout;
+            }
             next = e.source();
         }
         match classify_error_chain(err) {
@@ -86,6 +131,7 @@ impl Rejection {
             Self::CircuitOpen(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream => StatusCode::BAD_GATEWAY,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -102,13 +148,14 @@ impl Rejection {
     }
 
     /// A short machine-readable code: `circuit_open`, `rate_limited`, `body_too_large`,
-    /// `bad_gateway`, `internal_error`.
+    /// `timeout`, `bad_gateway`, `internal_error`.
     #[must_use]
     pub const fn code(&self) -> &'static str {
         match self {
             Self::CircuitOpen(_) => "circuit_open",
             Self::RateLimited(_) => "rate_limited",
             Self::BodyTooLarge(_) => "body_too_large",
+            Self::Timeout => "timeout",
             Self::Upstream => "bad_gateway",
             Self::Internal => "internal_error",
         }
@@ -121,6 +168,7 @@ impl Rejection {
             Self::CircuitOpen(_) => "The upstream service is failing; requests are paused.",
             Self::RateLimited(_) => "Too many requests; slow down.",
             Self::BodyTooLarge(_) => "The request body is too large.",
+            Self::Timeout => "The request took too long to process.",
             Self::Upstream => "The upstream service failed to answer.",
             Self::Internal => "Internal error.",
         }
@@ -128,6 +176,12 @@ impl Rejection {
 
     /// Inserts `Retry-After` and, for [`Rejection::RateLimited`] with a known policy, the IETF
     /// `RateLimit` / `RateLimit-Policy` headers. Custom renderers call this to keep them.
+    ///
+    /// Waits are whole seconds, rounded up, capped at
+    /// [`MAX_RETRY_AFTER`](crate::MAX_RETRY_AFTER) (one year).
+    ///
+    /// # Panics
+    /// Never, whatever the wait or the quota (`Duration::MAX`, `u64::MAX`).
     pub fn insert_headers(&self, headers: &mut HeaderMap) {
         if let Some(wait) = self.retry_after() {
             headers.insert(header::RETRY_AFTER, retry_after_value(wait));
@@ -143,6 +197,9 @@ impl Rejection {
     }
 
     /// The default rendering: status, headers and `{"error":code,"message":message}`.
+    ///
+    /// # Panics
+    /// Never (see [`insert_headers`](Self::insert_headers)).
     #[must_use]
     pub fn to_response(&self) -> Response<BufferedBody> {
         let body = format!(
@@ -183,207 +240,5 @@ where
 {
     fn render(&self, rejection: &Rejection) -> Response<BufferedBody> {
         self(rejection)
-    }
-}
-
-/// Turns every error of the inner service into a response (see the [module docs](self)).
-///
-/// # Example: an axum router protected by a layer that may reject
-/// ```
-/// use axum::{routing::get, Router};
-/// use bulwark_http::RejectionResponseLayer;
-///
-/// let app: Router = Router::new()
-///     .route("/", get(|| async { "hello" }))
-///     // .layer(SomeBulwarkLayer)  // errors become 429 / 503 responses
-///     .layer(RejectionResponseLayer::new());
-/// # let _ = app;
-/// ```
-#[derive(Debug, Clone, Copy, Default)]
-#[must_use]
-pub struct RejectionResponseLayer<R = DefaultRenderer> {
-    renderer: R,
-}
-
-impl RejectionResponseLayer {
-    /// Renders rejections with [`Rejection::to_response`].
-    pub const fn new() -> Self {
-        Self {
-            renderer: DefaultRenderer,
-        }
-    }
-}
-
-impl<R> RejectionResponseLayer<R> {
-    /// Renders rejections with `renderer` instead (e.g. in an API's own error format).
-    pub fn render_with<R2>(self, renderer: R2) -> RejectionResponseLayer<R2>
-    where
-        R2: RenderRejection + Clone,
-    {
-        RejectionResponseLayer { renderer }
-    }
-}
-
-impl<S, R: Clone> Layer<S> for RejectionResponseLayer<R> {
-    type Service = RejectionResponse<S, R>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RejectionResponse {
-            inner,
-            renderer: self.renderer.clone(),
-            ready_error: None,
-        }
-    }
-}
-
-/// The service made by [`RejectionResponseLayer`].
-pub struct RejectionResponse<S, R = DefaultRenderer> {
-    inner: S,
-    renderer: R,
-    /// An error from the inner `poll_ready`, answered by the next `call`.
-    ready_error: Option<BoxError>,
-}
-
-impl<S: fmt::Debug, R: fmt::Debug> fmt::Debug for RejectionResponse<S, R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RejectionResponse")
-            .field("inner", &self.inner)
-            .field("renderer", &self.renderer)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S: Clone, R: Clone> Clone for RejectionResponse<S, R> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            renderer: self.renderer.clone(),
-            ready_error: None,
-        }
-    }
-}
-
-impl<S> RejectionResponse<S> {
-    /// Wraps `inner` with the default renderer.
-    pub const fn new(inner: S) -> Self {
-        Self {
-            inner,
-            renderer: DefaultRenderer,
-            ready_error: None,
-        }
-    }
-}
-
-impl<S, R> RejectionResponse<S, R> {
-    /// The inner service.
-    pub const fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
-}
-
-fn render_error<R: RenderRejection>(renderer: &R, err: &BoxError) -> Response<BufferedBody> {
-    let rejection = Rejection::from_error(&**err);
-    if matches!(rejection, Rejection::Upstream | Rejection::Internal) {
-        tracing::warn!(target: "bulwark_http", error = %err, status = rejection.status().as_u16(), "request failed");
-    } else {
-        tracing::debug!(target: "bulwark_http", code = rejection.code(), status = rejection.status().as_u16(), "request rejected");
-    }
-    renderer.render(&rejection)
-}
-
-impl<S, Req, ResB, R> Service<Req> for RejectionResponse<S, R>
-where
-    S: Service<Req, Response = Response<ResB>>,
-    S::Error: Into<BoxError>,
-    R: RenderRejection + Clone,
-{
-    type Response = Response<Either<ResB, BufferedBody>>;
-    type Error = Infallible;
-    type Future = ResponseFuture<S::Future, R>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        if self.ready_error.is_some() {
-            return Poll::Ready(Ok(()));
-        }
-        match self.inner.poll_ready(cx) {
-            Poll::Ready(Ok(())) => Poll::Ready(Ok(())),
-            Poll::Ready(Err(err)) => {
-                self.ready_error = Some(err.into());
-                Poll::Ready(Ok(()))
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-
-    fn call(&mut self, req: Req) -> Self::Future {
-        if let Some(err) = self.ready_error.take() {
-            let res = render_error(&self.renderer, &err);
-            return ResponseFuture {
-                state: State::Done { res: Some(res) },
-            };
-        }
-        ResponseFuture {
-            state: State::Inner {
-                future: self.inner.call(req),
-                renderer: self.renderer.clone(),
-            },
-        }
-    }
-}
-
-pin_project! {
-    /// Response future of [`RejectionResponse`].
-    pub struct ResponseFuture<F, R> {
-        #[pin]
-        state: State<F, R>,
-    }
-}
-
-impl<F, R> fmt::Debug for ResponseFuture<F, R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F, R> {
-        Inner { #[pin] future: F, renderer: R },
-        Done { res: Option<Response<BufferedBody>> },
-    }
-}
-
-impl<F, R, ResB, E> Future for ResponseFuture<F, R>
-where
-    F: Future<Output = Result<Response<ResB>, E>>,
-    E: Into<BoxError>,
-    R: RenderRejection,
-{
-    type Output = Result<Response<Either<ResB, BufferedBody>>, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Inner { future, renderer } => match std::task::ready!(future.poll(cx)) {
-                Ok(res) => Poll::Ready(Ok(res.map(Either::Left))),
-                Err(err) => {
-                    let err: BoxError = err.into();
-                    Poll::Ready(Ok(render_error(&*renderer, &err).map(Either::Right)))
-                }
-            },
-            StateProj::Done { res } => match res.take() {
-                Some(res) => Poll::Ready(Ok(res.map(Either::Right))),
-                None => Poll::Pending,
-            },
-        }
     }
 }

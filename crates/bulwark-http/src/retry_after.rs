@@ -6,12 +6,27 @@
 //! early. A date in the past means "now" (zero). Anything else — garbage, a negative number,
 //! a value that overflows, non-UTF-8 bytes, or an absurdly long wait — yields `None`, so the
 //! caller falls back to its own backoff. Nothing here panics.
+//!
+//! ## One bound for reading and writing
+//! [`MAX_RETRY_AFTER`] (one year, 31 536 000 s) is both the longest wait [`parse_retry_after`]
+//! accepts and the longest one [`retry_after_value`] writes: a longer wait — `Duration::MAX`
+//! from a zero rate or a breaker that never half-opens — is rendered as one year. So what a
+//! bulwark server renders, a bulwark client reads back; the number fits a signed 32-bit
+//! integer, so clients that parse `Retry-After` into one do not overflow; and a month-long
+//! quota reset is still rendered exactly. A client coming back after a year is refused
+//! again with a fresh value.
 
 use std::time::{Duration, SystemTime};
 
 use http::{header::RETRY_AFTER, HeaderMap, HeaderValue};
 
-/// The longest wait this parser accepts: one year. Longer values are treated as garbage.
+/// The longest wait this crate reads or writes: one year (31 536 000 s).
+///
+/// [`parse_retry_after`] treats longer values as garbage; [`retry_after_value`], the
+/// `RateLimit` headers ([`ratelimit::insert_headers`](crate::ratelimit::insert_headers)) and
+/// the `Display` of [`CircuitOpen`](crate::CircuitOpen) and
+/// [`RateLimited`](crate::RateLimited) clamp longer waits to it (see the
+/// [module docs](self)).
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(365 * 24 * 60 * 60);
 
 /// Reads the `Retry-After` header of a response, relative to the current wall-clock date.
@@ -107,16 +122,29 @@ fn round_up(d: Duration) -> Duration {
     }
 }
 
-/// Formats a wait as a `Retry-After` value: whole seconds, rounded up.
+/// Formats a wait as a `Retry-After` value: whole seconds, rounded up, at most
+/// [`MAX_RETRY_AFTER`] (31 536 000).
+///
+/// # Panics
+/// Never: any `Duration`, `Duration::MAX` included, gives a value [`parse_retry_after`]
+/// reads back.
 ///
 /// ```
 /// use std::time::Duration;
 /// assert_eq!(bulwark_http::retry_after_value(Duration::from_millis(1001)), "2");
 /// assert_eq!(bulwark_http::retry_after_value(Duration::ZERO), "0");
+/// // "Forever" is rendered as the one-year cap.
+/// assert_eq!(bulwark_http::retry_after_value(Duration::MAX), "31536000");
 /// ```
 #[must_use]
 pub fn retry_after_value(wait: Duration) -> HeaderValue {
-    HeaderValue::from(round_up(wait).as_secs())
+    HeaderValue::from(whole_secs_capped(wait))
+}
+
+/// `wait` in whole seconds, rounded up, at most [`MAX_RETRY_AFTER`]: how every wait this crate
+/// renders is written.
+pub(crate) fn whole_secs_capped(wait: Duration) -> u64 {
+    round_up(wait.min(MAX_RETRY_AFTER)).as_secs()
 }
 
 #[cfg(test)]
@@ -202,5 +230,14 @@ mod tests {
     fn header_value_round_trip() {
         assert_eq!(retry_after_value(Duration::from_millis(1)), "1");
         assert_eq!(retry_after_value(Duration::from_secs(30)), "30");
+        for wait in [
+            MAX_RETRY_AFTER,
+            MAX_RETRY_AFTER + Duration::from_nanos(1),
+            Duration::MAX,
+        ] {
+            let value = retry_after_value(wait);
+            assert_eq!(value, "31536000");
+            assert_eq!(parse(value.as_bytes()), Some(MAX_RETRY_AFTER));
+        }
     }
 }

@@ -6,15 +6,18 @@ use std::{
         atomic::{AtomicUsize, Ordering},
         Arc,
     },
+    time::Duration,
 };
 
 use bulwark_http::{BodyTooLarge, BufferBodyLayer, BufferedBody};
 use bytes::Bytes;
-use futures_util::stream;
+use futures_util::{stream, StreamExt};
 use http::{Request, Response};
 use http_body::Frame;
 use http_body_util::{BodyExt, StreamBody};
-use tower::{service_fn, Service, ServiceBuilder, ServiceExt};
+use tokio::sync::mpsc;
+use tokio_test::{assert_pending, assert_ready_ok};
+use tower::{limit::ConcurrencyLimitLayer, service_fn, Service, ServiceBuilder, ServiceExt};
 
 /// A streaming body of `chunks` chunks of `size` bytes that counts how many were read.
 fn streaming(
@@ -143,4 +146,88 @@ async fn buffered_body_replays_after_clone() {
         .unwrap()
         .to_bytes()
         .is_empty());
+}
+
+type ChannelBody = StreamBody<stream::BoxStream<'static, Result<Frame<Bytes>, Infallible>>>;
+
+/// A body fed through a channel: it ends when the sender is dropped.
+fn channel_body() -> (mpsc::Sender<Bytes>, ChannelBody) {
+    let (tx, mut rx) = mpsc::channel::<Bytes>(4);
+    let stream = stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|chunk| chunk.map(|data| Ok(Frame::data(data))))
+    });
+    (tx, StreamBody::new(stream.boxed()))
+}
+
+/// Issue 15: `BufferBodyLayer` readied the inner service in `poll_ready` and handed that
+/// readied service to the future that then read the body, so the permit of a
+/// `ConcurrencyLimitLayer(1)` below was held while a client trickled its body: a second
+/// request, body complete, waited behind the first one's stalled upload.
+#[tokio::test(start_paused = true)]
+async fn a_stalled_body_holds_no_concurrency_permit_below() {
+    let mut svc = ServiceBuilder::new()
+        .layer(BufferBodyLayer::new(1024))
+        .layer(ConcurrencyLimitLayer::new(1))
+        .service(echo());
+
+    let (slow_tx, slow_body) = channel_body();
+    slow_tx.send(Bytes::from_static(b"par")).await.unwrap();
+    let mut slow = tokio_test::task::spawn(
+        ServiceExt::<Request<ChannelBody>>::ready(&mut svc)
+            .await
+            .unwrap()
+            .call(Request::new(slow_body)),
+    );
+    assert_pending!(slow.poll(), "the first body has not ended");
+
+    let (quick_tx, quick_body) = channel_body();
+    quick_tx.send(Bytes::from_static(b"whole")).await.unwrap();
+    drop(quick_tx);
+    let quick = tokio::time::timeout(Duration::from_secs(5), async {
+        ServiceExt::<Request<ChannelBody>>::ready(&mut svc)
+            .await?
+            .call(Request::new(quick_body))
+            .await
+    })
+    .await
+    .expect("the second request waited behind the first one's stalled body");
+    assert_eq!(quick.unwrap().body().as_ref(), b"whole");
+    assert_pending!(slow.poll(), "the first body still has not ended");
+
+    // The first request completes once its body does, taking the permit only then.
+    slow_tx.send(Bytes::from_static(b"tial")).await.unwrap();
+    drop(slow_tx);
+    let res = assert_ready_ok!(slow.poll());
+    assert_eq!(res.body().as_ref(), b"partial");
+}
+
+/// An error from the inner service's readiness, now checked after the body is read, is the
+/// request's error.
+#[tokio::test]
+async fn inner_readiness_errors_fail_the_request() {
+    #[derive(Clone)]
+    struct Broken;
+    impl Service<Request<BufferedBody>> for Broken {
+        type Response = Response<BufferedBody>;
+        type Error = std::io::Error;
+        type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+        fn poll_ready(
+            &mut self,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Ready(Err(std::io::Error::other("broken")))
+        }
+        fn call(&mut self, _req: Request<BufferedBody>) -> Self::Future {
+            unreachable!("never ready")
+        }
+    }
+    let svc = ServiceBuilder::new()
+        .layer(BufferBodyLayer::new(100))
+        .service(Broken);
+    let err = svc
+        .oneshot(Request::new(http_body_util::Full::<Bytes>::from("x")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), "broken");
 }

@@ -1,6 +1,7 @@
 //! `RejectionResponseLayer` inside a real axum `Router`.
 
 use std::{
+    convert::Infallible,
     task::{Context, Poll},
     time::Duration,
 };
@@ -178,4 +179,36 @@ fn internal_for_permanent_errors() {
         Rejection::from_error(&large),
         Rejection::BodyTooLarge(large)
     );
+}
+
+/// Issue 15: a server's own handler timeout — tower's `TimeoutLayer` *inside* the rejection
+/// layer, its `Elapsed` error — was answered 502 Bad Gateway, blaming an upstream there may not
+/// be. It is 503 Service Unavailable, without a `Retry-After` (nobody knows when it will be
+/// faster).
+#[tokio::test(start_paused = true)]
+async fn handler_timeout_inside_the_rejection_layer_is_503_not_502() {
+    let svc = ServiceBuilder::new()
+        .layer(RejectionResponseLayer::new())
+        .layer(tower::timeout::TimeoutLayer::new(Duration::from_millis(10)))
+        .service(tower::service_fn(|_req: Request<()>| {
+            std::future::pending::<Result<Response<BufferedBody>, Infallible>>()
+        }));
+    let start = tokio::time::Instant::now();
+    let res = svc.oneshot(Request::new(())).await.unwrap();
+    assert_eq!(start.elapsed(), Duration::from_millis(10));
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(res.headers().get("retry-after").is_none());
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert!(
+        String::from_utf8_lossy(&body).contains("\"error\":\"timeout\""),
+        "{body:?}"
+    );
+
+    // The same for `tokio::time::timeout`'s error, boxed by a handler.
+    let elapsed = tokio::time::timeout(Duration::ZERO, std::future::pending::<()>())
+        .await
+        .unwrap_err();
+    assert_eq!(Rejection::from_error(&elapsed), Rejection::Timeout);
+    let boxed: BoxError = Box::new(elapsed);
+    assert_eq!(Rejection::from_error(&*boxed).status(), 503);
 }

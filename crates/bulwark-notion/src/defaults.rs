@@ -42,12 +42,22 @@ pub const MAX_BREAK_DURATION: Duration = Duration::from_secs(4);
 pub const BREAK_JITTER: f64 = 0.25;
 /// How long a write (or a read with no stored copy) waits for an open circuit instead of
 /// failing at once; cached reads fail fast to their stale copy.
-pub const WRITE_WAIT: Duration = Duration::from_secs(30);
+pub const WRITE_MAX_WAIT: Duration = Duration::from_secs(30);
+/// The former name of [`WRITE_MAX_WAIT`].
+#[deprecated(note = "renamed `WRITE_MAX_WAIT`")]
+pub const WRITE_WAIT: Duration = WRITE_MAX_WAIT;
+
+/// A call the caller drops after this long counts against Notion in the breaker
+/// ([`slow_call_threshold`](bulwark_breaker::CircuitBreakerBuilder::slow_call_threshold)):
+/// the bucket's wait for a token ([`MAX_WAIT`]) plus one attempt ([`ATTEMPT_TIMEOUT`]), since
+/// both run inside the breaker. A call dropped sooner — a caller that gave up while waiting
+/// for a token — is not Notion's failure.
+pub const SLOW_CALL_THRESHOLD: Duration = Duration::from_secs(90);
 
 /// How long a read waits for an identical read already in flight before it asks Notion
 /// itself: one answer late by tens of seconds no longer holds up every identical read
 /// (measured by `cargo bench --bench outcomes`, profile `slow`).
-pub const COALESCE_WAIT: Duration = Duration::from_secs(2);
+pub const COALESCE_MAX_WAIT: Duration = Duration::from_secs(2);
 
 /// Whether a page update (`PATCH /v1/pages/{id}`) that fails ambiguously is read back and
 /// settled ([`NotionLayerBuilder::reconcile_page_updates`](crate::NotionLayerBuilder::reconcile_page_updates)).

@@ -86,7 +86,7 @@ pub struct NotionLayerBuilder {
     user_agent: String,
     attempt_timeout: Duration,
     max_response_bytes: usize,
-    write_wait: Duration,
+    write_max_wait: Duration,
     reconcile: ReconcileConfig,
     retry: NotionRetry,
     breaker: NotionBreaker,
@@ -102,7 +102,7 @@ impl fmt::Debug for NotionLayerBuilder {
             .field("user_agent", &self.user_agent)
             .field("attempt_timeout", &self.attempt_timeout)
             .field("max_response_bytes", &self.max_response_bytes)
-            .field("write_wait", &self.write_wait)
+            .field("write_max_wait", &self.write_max_wait)
             .field("reconcile", &self.reconcile)
             .field("retry", &self.retry)
             .field("breaker", &self.breaker)
@@ -139,6 +139,7 @@ impl NotionLayerBuilder {
             .break_duration(defaults::BREAK_DURATION)
             .max_break_duration(defaults::MAX_BREAK_DURATION)
             .break_jitter(defaults::BREAK_JITTER)
+            .slow_call_threshold(defaults::SLOW_CALL_THRESHOLD)
             .classify(NotionBreakerClassifier);
         let bucket = TokenBucketLayer::new(Rate::per_second(defaults::RATE_PER_SECOND))
             .burst(defaults::BURST)
@@ -153,7 +154,7 @@ impl NotionLayerBuilder {
             user_agent: defaults::USER_AGENT.to_owned(),
             attempt_timeout: defaults::ATTEMPT_TIMEOUT,
             max_response_bytes: defaults::MAX_RESPONSE_BYTES,
-            write_wait: defaults::WRITE_WAIT,
+            write_max_wait: defaults::WRITE_MAX_WAIT,
             reconcile: ReconcileConfig {
                 dedupe_by: None,
                 page_updates: defaults::RECONCILE_PAGE_UPDATES,
@@ -197,15 +198,22 @@ impl NotionLayerBuilder {
     /// [`CircuitWait`](bulwark_breaker::CircuitWait), which a caller's own extension overrides).
     /// Cacheable reads fail fast instead: the cache answers them with the last good copy.
     /// `Duration::ZERO` makes every request fail fast. Defaults to
-    /// [`defaults::WRITE_WAIT`], 30 s.
+    /// [`defaults::WRITE_MAX_WAIT`], 30 s.
     ///
     /// ```
     /// # use std::time::Duration;
-    /// assert_eq!(bulwark_notion::defaults::WRITE_WAIT, Duration::from_secs(30));
+    /// assert_eq!(bulwark_notion::defaults::WRITE_MAX_WAIT, Duration::from_secs(30));
     /// ```
-    pub fn write_wait(mut self, wait: Duration) -> Self {
-        self.write_wait = wait;
+    pub fn write_max_wait(mut self, wait: Duration) -> Self {
+        self.write_max_wait = wait;
         self
+    }
+
+    /// The former name of [`write_max_wait`](Self::write_max_wait): every bound on a wait is
+    /// called `max_wait` (see the README's "Composing with tower").
+    #[deprecated(note = "renamed `write_max_wait`")]
+    pub fn write_wait(self, wait: Duration) -> Self {
+        self.write_max_wait(wait)
     }
 
     /// Makes creates that fail ambiguously safe to settle: `property` holds a value unique to
@@ -358,7 +366,10 @@ impl NotionLayerBuilder {
     ///
     /// # Errors
     /// [`InvalidConfig`] naming the field: `token`, `notion_version` or `user_agent` not valid
-    /// in an HTTP header; `attempt_timeout` zero; or any circuit-breaker setting (see
+    /// in an HTTP header; `attempt_timeout` zero; `dedupe_creates_by` empty; or what a
+    /// sub-layer's own check reports ([`RetryLayer::validate`](bulwark_retry::RetryLayer::validate),
+    /// [`TokenBucketLayer::validate`](bulwark_bucket::TokenBucketLayer::validate),
+    /// [`StaleCacheLayer::validate`](bulwark_cache::StaleCacheLayer::validate),
     /// [`CircuitBreakerBuilder::build`]).
     pub fn build(self) -> Result<NotionLayer, InvalidConfig> {
         let authorization = match self.token.as_deref().map(bare_token) {
@@ -404,6 +415,11 @@ impl NotionLayerBuilder {
                 "the property name is empty",
             ));
         }
+        self.retry.validate()?;
+        self.bucket.validate()?;
+        if let Some(cache) = &self.cache {
+            cache.validate()?;
+        }
         let cache_on = self.cache.is_some();
         let cache = match self.cache {
             // Notion-Version stays in the key whatever vary headers a closure set.
@@ -416,7 +432,7 @@ impl NotionLayerBuilder {
                 version,
                 user_agent,
                 canonical_bodies: cache_on,
-                write_wait: bulwark_breaker::CircuitWait(self.write_wait),
+                write_max_wait: bulwark_breaker::CircuitWait(self.write_max_wait),
                 cache_on,
             }),
             cache,
@@ -436,7 +452,7 @@ impl NotionLayerBuilder {
 fn default_cache() -> NotionCache {
     StaleCacheLayer::<bulwark_http::HttpClassifier, BufferedBody>::new()
         .stale_if_error(defaults::STALE_IF_ERROR)
-        .coalesce_wait(defaults::COALESCE_WAIT)
+        .coalesce_max_wait(defaults::COALESCE_MAX_WAIT)
         .cacheable(routes::is_cacheable)
         .vary_headers([NOTION_VERSION])
         .classify(NotionClassifier)
@@ -463,7 +479,7 @@ struct Headers {
     /// Rewrite read-only POST bodies canonically (only worth it with the cache on).
     canonical_bodies: bool,
     /// How long a request without a stored copy waits for an open circuit.
-    write_wait: bulwark_breaker::CircuitWait,
+    write_max_wait: bulwark_breaker::CircuitWait,
     /// The stale cache is on (cacheable reads have a copy to fall back on).
     cache_on: bool,
 }
@@ -690,7 +706,7 @@ where
                 .get::<bulwark_breaker::CircuitWait>()
                 .is_none()
         {
-            req.extensions_mut().insert(self.headers.write_wait);
+            req.extensions_mut().insert(self.headers.write_max_wait);
         }
         if self.headers.canonical_bodies
             && req.method() == Method::POST

@@ -8,7 +8,7 @@
 //! | stale cache | GET reads and read-only POSTs (`search`, `…/query`); always live, the last good answer (marked `Age`, `Cache-Status: bulwark; fwd=stale; fwd-status=503`, or `bulwark; hit; ttl=-N` when the breaker or bucket refused it unsent) for up to 5 min when Notion fails; keyed by `Notion-Version`, the token's hash and the canonical JSON body; an identical read in flight is shared for up to 2 s |
 //! | reconcile | a write that fails ambiguously (5xx, timeout, reset) is settled, never blindly repeated: `PATCH /v1/pages/{id}` read back (applied → the page, else sent again); `POST /v1/pages` looked up by the property named in `dedupe_creates_by` (found → that page, absent → sent again); otherwise marked `bulwark-reconciled: may-have-been-applied` / `MaybeApplied` |
 //! | retry | 3 retries, exponential from 1 s capped at 30 s, full jitter; `Retry-After` honoured up to 60 s; 429/529 retried for any request, 5xx/409/timeouts only for idempotent requests — RFC 9110's methods (GET, HEAD, PUT, DELETE, …) and the read-only POSTs; never PATCH or `POST /v1/pages` |
-//! | circuit breaker | opens after 5 consecutive failures or 50 % of ≥ 10 calls in 30 s; 1 s break doubling after each failed probe up to 4 s, +0–25 % jitter; writes wait up to 30 s for an open circuit (cached reads fail fast); a 409 does not count |
+//! | circuit breaker | opens after 5 consecutive failures or 50 % of ≥ 10 calls in 30 s; 1 s break doubling after each failed probe up to 4 s, +0–25 % jitter; a call its caller drops counts only after 90 s; writes wait up to 30 s for an open circuit (cached reads fail fast); a 409 does not count |
 //! | token bucket | 3 requests/s, burst 3, one bucket per token, paused by Notion's `Retry-After`, callers wait up to 30 s |
 //! | per-attempt timeout | 60 s (Notion's own maximum) |
 //! | [`NotionBodyLayer`] | reads the answer, parses Notion's error body for [`NotionClassifier`] |
@@ -35,8 +35,9 @@
 //! assert!(!repeats(Method::PATCH, "/v1/pages/p") && !repeats(Method::POST, "/v1/pages"));
 //! assert_eq!((CONSECUTIVE_FAILURES, FAILURE_RATIO, MINIMUM_CALLS, WINDOW), (5, 0.5, 10, s(30)));
 //! assert_eq!((BREAK_DURATION, MAX_BREAK_DURATION, BREAK_JITTER), (s(1), s(4), 0.25));
-//! assert_eq!(WRITE_WAIT, s(30));
-//! assert_eq!((COALESCE_WAIT, RECONCILE_PAGE_UPDATES), (s(2), true));
+//! assert_eq!(WRITE_MAX_WAIT, s(30));
+//! assert_eq!((COALESCE_MAX_WAIT, RECONCILE_PAGE_UPDATES), (s(2), true));
+//! assert_eq!(SLOW_CALL_THRESHOLD, MAX_WAIT + ATTEMPT_TIMEOUT);
 //! assert_eq!((RATE_PER_SECOND, BURST, PAUSE_ON_RETRY_AFTER, MAX_WAIT), (3, 3, true, s(30)));
 //! assert_eq!((ATTEMPT_TIMEOUT, NOTION_VERSION), (s(60), "2025-09-03"));
 //! ```

@@ -680,7 +680,7 @@ impl Sent {
         self.parts
             .extensions
             .get::<bulwark_breaker::CircuitWait>()
-            .map_or(crate::defaults::WRITE_WAIT, |wait| wait.0)
+            .map_or(crate::defaults::WRITE_MAX_WAIT, |wait| wait.0)
             .max(MIN_SETTLE)
     }
 

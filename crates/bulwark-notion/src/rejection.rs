@@ -8,7 +8,8 @@
 //! | [`CircuitOpen`](bulwark_http::CircuitOpen) | 503 | `service_unavailable` |
 //! | [`RateLimited`](bulwark_http::RateLimited) | 429 | `rate_limited` |
 //! | [`BodyTooLarge`](bulwark_http::BodyTooLarge) | 413 | `validation_error` |
-//! | an upstream failure (unreachable, timeout, reset) | 503 | `service_unavailable` (Notion's SDKs do not know `bad_gateway`) |
+//! | a timeout inside the layer ([`Rejection::Timeout`](bulwark_http::Rejection::Timeout)) | 503 | `service_unavailable`, as `bulwark-http` renders it (not 504 `gateway_timeout`: the layer cannot tell whether the deadline wrapped Notion or the proxy's own work) |
+//! | an upstream failure (unreachable, reset) | 503 | `service_unavailable` (Notion's SDKs do not know `bad_gateway`) |
 //! | anything else | 500 | `internal_server_error` |
 //!
 //! with `Retry-After` (and IETF `RateLimit` headers for a rate limit), in Notion's body
@@ -60,6 +61,12 @@ pub fn rejection_error(rejection: &Rejection) -> NotionError {
             StatusCode::PAYLOAD_TOO_LARGE,
             NotionErrorCode::ValidationError,
             format!("bulwark: the request body exceeds {} bytes.", large.limit),
+        ),
+        // 503 like `bulwark-http`'s own rendering of a timeout (see `Rejection`'s docs).
+        Rejection::Timeout => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            NotionErrorCode::ServiceUnavailable,
+            "bulwark: the request timed out before an answer was ready.".to_owned(),
         ),
         // 503 `service_unavailable` rather than 502 `bad_gateway`: Notion's SDKs know the
         // former as an API error (and retry it for reads); the latter is an unknown response.
@@ -149,5 +156,18 @@ mod tests {
         assert_eq!(res.headers()["retry-after"], "2");
         let body: serde_json::Value = serde_json::from_slice(res.body().as_ref()).unwrap();
         assert_eq!(body["code"], "rate_limited");
+    }
+
+    /// Issue 15: a timeout is 503 `service_unavailable` (it fell to `internal_server_error`
+    /// through the catch-all arm when `bulwark-http` added `Rejection::Timeout`).
+    #[test]
+    fn a_timeout_is_service_unavailable() {
+        let elapsed = tower::timeout::error::Elapsed::new();
+        let res = render_rejection(&Rejection::from_error(&elapsed));
+        assert_eq!(res.status(), 503);
+        assert!(res.headers().get("retry-after").is_none());
+        let body: serde_json::Value = serde_json::from_slice(res.body().as_ref()).unwrap();
+        assert_eq!(body["code"], "service_unavailable");
+        assert!(body["message"].as_str().unwrap().contains("timed out"));
     }
 }

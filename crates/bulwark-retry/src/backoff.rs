@@ -58,6 +58,9 @@ impl Default for Backoff {
 impl Backoff {
     /// `base · 2ⁿ` before the `n`-th retry (counting from 0), capped by
     /// [`max_delay`](Self::max_delay) (defaults to 20 s), with [`Jitter::Full`].
+    ///
+    /// Any `base` is valid, `Duration::ZERO` (no wait) to `Duration::MAX` (saturates: every
+    /// wait is the cap). Never panics.
     #[must_use]
     pub const fn exponential(base: Duration) -> Self {
         Self {
@@ -69,6 +72,8 @@ impl Backoff {
     }
 
     /// The same `delay` before every retry, with [`Jitter::None`].
+    ///
+    /// Any `delay` is valid, `Duration::ZERO` to `Duration::MAX`. Never panics.
     #[must_use]
     pub const fn constant(delay: Duration) -> Self {
         Self {
@@ -81,6 +86,9 @@ impl Backoff {
 
     /// Caps every delay. Defaults to 20 s for [`exponential`](Self::exponential) and to the
     /// delay itself for [`constant`](Self::constant).
+    ///
+    /// Any value is valid: `Duration::ZERO` means no wait at all, `Duration::MAX` no cap.
+    /// Never panics.
     #[must_use]
     pub const fn max_delay(mut self, max_delay: Duration) -> Self {
         self.max_delay = max_delay;
@@ -112,6 +120,10 @@ impl Backoff {
     /// `previous` is the wait chosen before the previous retry (used by
     /// [`Jitter::Decorrelated`]; `Duration::ZERO` before the first), `random` a draw from
     /// `[0, 1)`. The result never exceeds [`cap`](Self::cap).
+    ///
+    /// # Panics
+    /// Never: every product saturates at `Duration::MAX`, and a `random` outside `[0, 1]`
+    /// (NaN, infinities, negatives) is clamped.
     #[must_use]
     pub fn delay(&self, retry: u32, previous: Duration, random: f64) -> Duration {
         let random = if random.is_finite() {

@@ -65,6 +65,10 @@ impl RetryBudget {
     /// [`InvalidConfig`] naming the field when `window` is shorter than 1 s or longer than
     /// one day (the window's ten slots are then at least 100 ms wide, so the 32-bit slot
     /// counter lasts 13 years of uptime), or `ratio` is negative, not finite or above 1000.
+    /// `min_per_sec` may be anything, `0` (no floor) to `u32::MAX` (as good as unlimited).
+    ///
+    /// # Panics
+    /// Never: extreme values (`Duration::ZERO`, `Duration::MAX`, NaN, ±∞) are errors.
     ///
     /// ```
     /// use std::time::Duration;

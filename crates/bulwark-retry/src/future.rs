@@ -160,7 +160,8 @@ fn decide<C>(
         ),
     };
     let now = Instant::now();
-    if deadline.is_some_and(|deadline| now + wait > deadline) {
+    // A wait no clock can represent the end of (`Duration::MAX`) crosses every deadline.
+    if deadline.is_some_and(|deadline| now.checked_add(wait).is_none_or(|end| end > deadline)) {
         return Err(Some(GiveUp::Deadline));
     }
     let Some(slot) = policy.budget.try_withdraw(now) else {
@@ -242,7 +243,9 @@ where
                 }
                 StateProj::Readying => {
                     ready!(this.service.poll_ready(cx))?;
-                    *this.attempt += 1;
+                    // Saturates: with `max_retries(u32::MAX)` the count stops at the top
+                    // instead of overflowing (the budget or the deadline ends such runs).
+                    *this.attempt = this.attempt.saturating_add(1);
                     // Keep a copy only while another retry is still possible.
                     let request = if *this.attempt > this.policy.max_retries {
                         // The last copy goes: decide idempotency while it is still here.

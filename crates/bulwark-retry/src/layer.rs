@@ -74,6 +74,12 @@ impl RetryLayer {
 impl<C> RetryLayer<C> {
     /// At most this many retries per request, so at most `max_retries + 1` calls.
     /// Defaults to 3.
+    ///
+    /// `0` never retries; `u32::MAX` leaves the bound to the budget, `total_timeout` and
+    /// `max_retry_after`.
+    ///
+    /// # Panics
+    /// Never, for any value.
     pub fn max_retries(mut self, max_retries: u32) -> Self {
         self.max_retries = max_retries;
         self
@@ -82,6 +88,13 @@ impl<C> RetryLayer<C> {
     /// The wait between attempts when the server sent no `Retry-After`. Defaults to
     /// `Backoff::exponential(200 ms)`, capped at 20 s, with full jitter:
     /// `U(0, min(20 s, 200 ms · 2ⁿ))`.
+    ///
+    /// Any [`Backoff`] is valid: waits saturate at `Duration::MAX`, a wait that long is
+    /// "forever" (it ends no sooner than tokio's far future, and under a `total_timeout` it is
+    /// not started: the last result is returned at once).
+    ///
+    /// # Panics
+    /// Never, for any value.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
         self.backoff = backoff;
         self
@@ -92,6 +105,13 @@ impl<C> RetryLayer<C> {
     /// A `Retry-After` up to this is waited for in full (plus a jitter of at most 10 %, capped
     /// at 1 s); a longer one is not waited for: the response is returned as it is, so an
     /// outer cache or the caller decides.
+    ///
+    /// `Duration::ZERO` waits only for `Retry-After: 0`; `Duration::MAX` waits for any value
+    /// (the parser already refuses more than [`MAX_RETRY_AFTER`](bulwark_http::MAX_RETRY_AFTER),
+    /// one year; a classifier of your own may give longer, and the wait saturates).
+    ///
+    /// # Panics
+    /// Never, for any value.
     pub fn max_retry_after(mut self, max: Duration) -> Self {
         self.max_retry_after = max;
         self
@@ -99,6 +119,12 @@ impl<C> RetryLayer<C> {
 
     /// The retry budget shared by every clone of this layer. Defaults to
     /// `RetryBudget::new(Duration::from_secs(10), 10, 0.2)`. Setting it starts a fresh budget.
+    ///
+    /// Out-of-range numbers (a NaN or negative ratio, a window under 1 s) are refused by
+    /// [`RetryBudget::new`], which returns an error instead.
+    ///
+    /// # Panics
+    /// Never.
     pub fn budget(mut self, budget: RetryBudget) -> Self {
         self.budget = Arc::new(BudgetState::new(budget, Instant::now()));
         self
@@ -107,6 +133,9 @@ impl<C> RetryLayer<C> {
     /// Also treats requests for which `predicate(method, uri)` holds as idempotent, so their
     /// `Transient` failures are retried. Defaults to RFC 9110's idempotent methods and any
     /// request carrying an `Idempotency-Key` header.
+    ///
+    /// # Panics
+    /// Only if `predicate` does: it runs inside the response future's `poll`.
     pub fn idempotent_when<F>(mut self, predicate: F) -> Self
     where
         F: Fn(&Method, &Uri) -> bool + Send + Sync + 'static,
@@ -125,9 +154,48 @@ impl<C> RetryLayer<C> {
     /// cross it is not started and the last result is returned. Defaults to none.
     ///
     /// It does not cut an attempt short: put a `tower::timeout` layer inside for that.
+    ///
+    /// `Duration::ZERO` allows only waits of zero; a deadline beyond what the clock can
+    /// represent (`Duration::MAX`) is no deadline.
+    ///
+    /// # Panics
+    /// Never, for any value (before issue 15, `Duration::MAX` panicked on the first call).
     pub fn total_timeout(mut self, timeout: Duration) -> Self {
         self.total_timeout = Some(timeout);
         self
+    }
+
+    /// Checks the settings the way every bulwark layer does: the first one that cannot do
+    /// what it says, by name. The layer works with any settings (nothing panics, nothing is
+    /// clamped silently into something else); this tells you when one is pointless.
+    ///
+    /// # Errors
+    /// [`InvalidConfig`](bulwark_http::InvalidConfig) naming `total_timeout` when it is zero
+    /// (no retry could ever wait), or `backoff` when its cap is below its base (every wait
+    /// would be the cap).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bulwark_retry::{Backoff, RetryLayer};
+    ///
+    /// assert!(RetryLayer::new().validate().is_ok());
+    /// let odd = RetryLayer::new().backoff(Backoff::exponential(Duration::from_secs(5)).max_delay(Duration::from_secs(1)));
+    /// assert_eq!(odd.validate().unwrap_err().field(), "backoff");
+    /// ```
+    pub fn validate(&self) -> Result<(), bulwark_http::InvalidConfig> {
+        if self.total_timeout == Some(Duration::ZERO) {
+            return Err(bulwark_http::InvalidConfig::new(
+                "total_timeout",
+                "zero leaves no time for any retry; use max_retries(0) to turn retries off",
+            ));
+        }
+        if self.backoff.cap() < self.backoff.base() {
+            return Err(bulwark_http::InvalidConfig::new(
+                "backoff",
+                "max_delay is below the base delay: every wait would be max_delay",
+            ));
+        }
+        Ok(())
     }
 
     /// Classifies attempts with `classify`. Defaults to [`HttpClassifier`].
@@ -147,6 +215,9 @@ impl<C> RetryLayer<C> {
 
     /// Calls `f` before each retry's wait. Defaults to none (a `tracing` event is always
     /// emitted at `debug`).
+    ///
+    /// # Panics
+    /// Only if `f` does: it runs inside the response future's `poll`.
     pub fn on_retry<F>(mut self, f: F) -> Self
     where
         F: Fn(&RetryEvent) + Send + Sync + 'static,

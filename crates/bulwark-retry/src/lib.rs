@@ -17,6 +17,60 @@
 //! On giving up the last attempt's **response** is returned (not an error), so callers still
 //! see the upstream's status and body; errors keep the inner service's type.
 //!
+//! ## Extreme settings
+//! No setting and no upstream value makes the layer panic. Waits saturate: a backoff or a
+//! `Retry-After` of `Duration::MAX` is "forever" (under a
+//! [`total_timeout`](RetryLayer::total_timeout) it is not started and the last result is
+//! returned at once), a `total_timeout` beyond what the clock can represent is no deadline,
+//! `max_retries(u32::MAX)` leaves the bound to the budget, and invalid budget numbers (NaN,
+//! negative, infinite) are refused by [`RetryBudget::new`]. A property test drives every
+//! setter with `0`, 1 ns, `Duration::MAX`, `u32::MAX` and random values
+//! (`tests/extreme_values.rs`).
+//!
+//! ## hyper-util's client
+//! The layer classifies the inner service's error through
+//! [`AsStdError`](bulwark_http::AsStdError), implemented for `BoxError`, `std::io::Error`,
+//! tower's and tokio's `Elapsed` and bulwark's rejections. For
+//! `hyper_util::client::legacy::Client`, whose error is `hyper_util::client::legacy::Error`,
+//! enable this crate's **`hyper-util`** feature:
+//!
+//! ```toml
+//! bulwark-retry = { version = "0.1", features = ["hyper-util"] }
+//! ```
+//!
+//! It is off by default on purpose. Rust cannot implement `AsStdError` for every
+//! `std::error::Error` *and* for `BoxError` (coherence: `Box<dyn Error>` might one day be an
+//! `Error` itself), so hyper-util's type has to be named, and naming it means depending on
+//! hyper and hyper-util's client (15 more crates in `cargo tree -e normal`). Cargo has no
+//! "when the user already has hyper-util" switch, so the choice is one feature line for
+//! hyper-util users against hyper in every user's tree; the lean default won. Without the
+//! feature, the compiler says what to do ("enable the `hyper-util` feature of
+//! `bulwark-retry`") wherever it needs the `Service` bound. Alternatively, map the client's
+//! error to a `BoxError` below the layer (`.map_err(BoxError::from)`), which works with no
+//! feature at all. The facade crate (`tower-bulwark`) turns the feature on by default.
+//!
+//! ```no_run
+//! # #[cfg(feature = "hyper-util")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use bulwark_http::BufferedBody;
+//! use bulwark_retry::RetryLayer;
+//! use http::Request;
+//! use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+//! use tower::{ServiceBuilder, ServiceExt};
+//!
+//! let client = Client::builder(TokioExecutor::new()).build_http::<BufferedBody>();
+//! let svc = ServiceBuilder::new().layer(RetryLayer::new()).service(client);
+//! let res = svc
+//!     .oneshot(Request::get("http://localhost:8080/").body(BufferedBody::empty())?)
+//!     .await?; // a `hyper_util::client::legacy::Error`, unchanged, when all attempts fail
+//! println!("{}", res.status());
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "hyper-util"))]
+//! # fn main() {}
+//! ```
+//!
 //! ## How it differs from tower's `Retry`
 //! tower's `retry` knows nothing of HTTP: you write the policy. This layer is that policy:
 //! status and error classification, `Retry-After`, idempotency and a time-windowed budget,

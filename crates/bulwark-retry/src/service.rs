@@ -105,7 +105,10 @@ where
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let future = inner.call(req);
-        let deadline = policy.total_timeout.map(|t| Instant::now() + t);
+        // A deadline past what the clock can represent (`Duration::MAX`) is no deadline.
+        let deadline = policy
+            .total_timeout
+            .and_then(|t| Instant::now().checked_add(t));
         ResponseFuture::new(future, inner, template, policy, idempotent, deadline)
     }
 }
