@@ -8,7 +8,7 @@
 //! | [`CircuitOpen`](bulwark_http::CircuitOpen) | 503 | `service_unavailable` |
 //! | [`RateLimited`](bulwark_http::RateLimited) | 429 | `rate_limited` |
 //! | [`BodyTooLarge`](bulwark_http::BodyTooLarge) | 413 | `validation_error` |
-//! | a timeout inside the layer ([`Rejection::Timeout`](bulwark_http::Rejection::Timeout)) | 503 | `service_unavailable`, as `bulwark-http` renders it (not 504 `gateway_timeout`: the layer cannot tell whether the deadline wrapped Notion or the proxy's own work) |
+//! | a timeout inside the layer ([`Rejection::Timeout`]) | 503 | `service_unavailable`, as `bulwark-http` renders it (not 504 `gateway_timeout`: the layer cannot tell whether the deadline wrapped Notion or the proxy's own work) |
 //! | an upstream failure (unreachable, reset) | 503 | `service_unavailable` (Notion's SDKs do not know `bad_gateway`) |
 //! | anything else | 500 | `internal_server_error` |
 //!
@@ -18,7 +18,7 @@
 use bulwark_http::{BufferedBody, Rejection, RejectionResponseLayer};
 use http::{header, HeaderValue, Response, StatusCode};
 
-use crate::{NotionError, NotionErrorCode};
+use crate::error::{NotionError, NotionErrorCode};
 
 /// The renderer's type, for naming the layer.
 pub type RenderFn = fn(&Rejection) -> Response<BufferedBody>;
