@@ -8,9 +8,11 @@
 #
 # Extra arguments go to every `cargo package` call. `cargo package --workspace` packages the
 # unpublished members together through a local registry overlay, and drops path-only
-# dev-dependencies (bulwark-testkit) from the packaged manifests. Crates with
-# `publish = false` are left out. It builds from scratch each time (see below): about two and
-# a half minutes on two cores.
+# dev-dependencies (bulwark-outcomes) from the packaged manifests. Crates with
+# `publish = false` are left out. bulwark-testkit is published (a library for tests that
+# `bulwark fake-notion` serves), so the members' dev-dependencies on it stay in their
+# packages. It builds from scratch each time (see below): about two and a half minutes on two
+# cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -5,15 +5,11 @@
 //! so these tests run in real time; each is a few seconds at most and every loop is bounded.
 #![cfg(feature = "redis")]
 
-use std::{
-    io,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::time::Duration;
 
 use bulwark_bucket::{KeySecret, Rate, RateLimited, RedisStore, TokenBucketLayer};
 use bulwark_http::BoxError;
-use bulwark_testkit::RedisServer;
+use bulwark_testkit::{CapturedLogs, RedisServer};
 use http::{Request, Response};
 use tokio::time::{sleep, timeout, Instant};
 use tower::{limit::ConcurrencyLimitLayer, service_fn, Layer, Service, ServiceBuilder, ServiceExt};
@@ -36,39 +32,6 @@ async fn upstream<B: Into<u16>>(req: Request<B>) -> Result<Response<()>, BoxErro
         res = res.header("retry-after", "2");
     }
     Ok(res.body(())?)
-}
-
-/// The `tracing` output of the current thread (these tests run on a current-thread runtime).
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn capture(&self) -> tracing::subscriber::DefaultGuard {
-        let logs = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::INFO)
-            .with_ansi(false)
-            .with_writer(move || logs.clone())
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .matches(needle)
-            .count()
-    }
 }
 
 #[derive(Debug, PartialEq)]
@@ -146,7 +109,7 @@ async fn two_layers_on_one_redis_share_one_limit() {
 
 #[tokio::test]
 async fn a_dead_redis_degrades_to_local_and_a_restarted_one_is_used_again() {
-    let logs = Logs::default();
+    let logs = CapturedLogs::default();
     let _capture = logs.capture();
     let Some(mut server) = RedisServer::start_or_skip().await else {
         return;

@@ -7,26 +7,13 @@ use http::{HeaderName, Method, Request};
 use tower_layer::Layer;
 
 use crate::{
+    config::{Config, KeyText, Predicate},
     policy::{Lifetimes, MAX_LIFETIME},
     service::StaleCache,
     shared::{self, Remote},
     stats::CacheStats,
     store::{Store, ENTRY_OVERHEAD},
 };
-
-pub(crate) type Predicate = Arc<dyn Fn(&Method, &http::Uri) -> bool + Send + Sync>;
-pub(crate) type KeyText<B> = Arc<dyn Fn(&Request<B>) -> Option<String> + Send + Sync>;
-
-/// Settings shared by the layer's services.
-pub(crate) struct Config<B> {
-    pub(crate) defaults: Lifetimes,
-    pub(crate) max_body_bytes: usize,
-    pub(crate) cacheable: Option<Predicate>,
-    pub(crate) key: Option<KeyText<B>>,
-    pub(crate) vary: Vec<HeaderName>,
-    pub(crate) coalesce: bool,
-    pub(crate) coalesce_max_wait: Option<Duration>,
-}
 
 /// Serves the last good response when the upstream fails (see the [crate docs](crate)).
 ///
@@ -437,7 +424,7 @@ impl<C, B> StaleCacheLayer<C, B> {
     /// Counters shared by every service this layer made.
     #[must_use]
     pub fn stats(&self) -> CacheStats {
-        crate::service::stats(&self.store)
+        self.store.stats()
     }
 }
 

@@ -102,6 +102,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
+mod config;
 #[cfg(test)]
 mod hostile_inputs;
 mod key;

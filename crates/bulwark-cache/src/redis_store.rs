@@ -30,7 +30,11 @@ use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCo
 use redis::{Client, Cmd, FromRedisValue};
 use tokio::time::Instant;
 
-use crate::{key::CacheKey, policy::Lifetimes, store::Entry, KeyBody};
+use crate::{
+    key::{CacheKey, KeyBody},
+    policy::Lifetimes,
+    store::Entry,
+};
 
 /// First part of every entry digest (so an entry name never equals a path-set name).
 const ENTRY_DOMAIN: &[u8] = b"bulwark-cache entry";

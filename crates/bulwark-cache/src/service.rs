@@ -13,7 +13,7 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
-    sync::{atomic::Ordering, Arc},
+    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -27,8 +27,8 @@ use tower_service::Service;
 
 use crate::{
     body::CacheBody,
+    config::Config,
     key::{self, CacheKey, KeyBody},
-    layer::Config,
     policy::{self, Directives},
     shared::{self, SharedKey},
     stats::{CacheStats, Counters},
@@ -84,23 +84,7 @@ impl<S, C, B> StaleCache<S, C, B> {
     /// Counters shared with the layer and its other services.
     #[must_use]
     pub fn stats(&self) -> CacheStats {
-        stats(&self.store)
-    }
-}
-
-pub(crate) fn stats(store: &Store) -> CacheStats {
-    let c = &store.counters;
-    let bytes = store.bytes();
-    CacheStats {
-        hits: c.hits.load(Ordering::Relaxed),
-        stale_served: c.stale_served.load(Ordering::Relaxed),
-        misses: c.misses.load(Ordering::Relaxed),
-        stores: c.stores.load(Ordering::Relaxed),
-        evictions: c.evictions.load(Ordering::Relaxed),
-        bytes,
-        entries: store.cache.entry_count(),
-        shared_loads: c.shared_loads.load(Ordering::Relaxed),
-        shared_unavailable: c.shared_unavailable.load(Ordering::Relaxed),
+        self.store.stats()
     }
 }
 

@@ -15,12 +15,12 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use tokio::{sync::watch, time::Instant};
 
 use crate::{
+    body::CacheBody,
     key::CacheKey,
     policy::Lifetimes,
     shared::Remote,
-    stats::Counters,
+    stats::{CacheStats, Counters},
     status::{CacheStatus, CACHE_STATUS},
-    CacheBody,
 };
 
 /// A stored response.
@@ -177,6 +177,23 @@ impl Store {
     pub(crate) fn bytes(&self) -> u64 {
         self.cache.run_pending_tasks();
         self.cache.iter().map(|(_, e)| e.body.len() as u64).sum()
+    }
+
+    /// A snapshot of the counters, the bytes and the entries held.
+    pub(crate) fn stats(&self) -> CacheStats {
+        let c = &self.counters;
+        let bytes = self.bytes();
+        CacheStats {
+            hits: c.hits.load(Ordering::Relaxed),
+            stale_served: c.stale_served.load(Ordering::Relaxed),
+            misses: c.misses.load(Ordering::Relaxed),
+            stores: c.stores.load(Ordering::Relaxed),
+            evictions: c.evictions.load(Ordering::Relaxed),
+            bytes,
+            entries: self.cache.entry_count(),
+            shared_loads: c.shared_loads.load(Ordering::Relaxed),
+            shared_unavailable: c.shared_unavailable.load(Ordering::Relaxed),
+        }
     }
 }
 

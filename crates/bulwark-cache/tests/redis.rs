@@ -6,7 +6,6 @@
 #![cfg(feature = "redis")]
 
 use std::{
-    io,
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc, Mutex,
@@ -16,7 +15,7 @@ use std::{
 
 use bulwark_cache::{CacheBody, CacheStatus, KeySecret, RedisStore, StaleCacheLayer};
 use bulwark_http::{BoxError, BufferedBody};
-use bulwark_testkit::RedisServer;
+use bulwark_testkit::{CapturedLogs, RedisServer};
 use http::{Method, Request, Response};
 use http_body_util::BodyExt;
 use tokio::time::{sleep, timeout, Instant};
@@ -122,39 +121,6 @@ fn is_stale(a: &Answer) -> bool {
     matches!(a.cache, Some(CacheStatus::Stale { .. }))
 }
 
-/// The `tracing` output of the current thread (these tests run on a current-thread runtime).
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn capture(&self) -> tracing::subscriber::DefaultGuard {
-        let logs = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::INFO)
-            .with_ansi(false)
-            .with_writer(move || logs.clone())
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    fn count(&self, needle: &str) -> usize {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .matches(needle)
-            .count()
-    }
-}
-
 #[tokio::test]
 async fn two_layers_share_copies_but_never_across_tokens() {
     let Some(server) = RedisServer::start_or_skip().await else {
@@ -244,7 +210,7 @@ async fn evictions_reach_redis() {
 
 #[tokio::test]
 async fn a_dead_redis_is_a_miss_and_a_restarted_one_is_shared_again() {
-    let logs = Logs::default();
+    let logs = CapturedLogs::default();
     let _capture = logs.capture();
     let Some(mut server) = RedisServer::start_or_skip().await else {
         return;

@@ -3,6 +3,10 @@
 //!
 //! - [`proxy`]: `bulwark proxy`, a hardened local reverse proxy that puts the bulwark Notion
 //!   preset in front of any Notion SDK.
+//! - [`report`]: `bulwark report`, a summary of the proxy's `--access-log` (errors by hour,
+//!   route, status and code, request size; the share of 429s and 5xx).
+//! - [`triage`]: `bulwark triage`, the Notion incident runbook as a command: bounded
+//!   checks, a verdict with its action and exit code, incident write-ups, `--watch`.
 //!
 //! # Example
 //!
@@ -22,6 +26,8 @@
 
 pub mod logging;
 pub mod proxy;
+pub mod report;
+pub mod triage;
 
 /// The README's examples, compiled as doc tests.
 #[cfg(doctest)]

@@ -23,7 +23,10 @@ use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{defaults, error::UnexpectedResponse, NotionError};
+use crate::{
+    defaults,
+    error::{NotionError, UnexpectedResponse},
+};
 
 /// The default largest response body read: 32 MiB ([`defaults::MAX_RESPONSE_BYTES`]).
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = defaults::MAX_RESPONSE_BYTES;

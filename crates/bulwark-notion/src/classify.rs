@@ -5,7 +5,10 @@ use std::{error::Error as StdError, time::Duration};
 use bulwark_http::{classify_error_chain, Class, Classify, HttpClassifier};
 use http::{HeaderMap, Response, StatusCode};
 
-use crate::{error::REQUEST_ID_HEADER, NotionError, NotionErrorCode};
+use crate::{
+    error::{NotionError, NotionErrorCode},
+    headers::from_edge,
+};
 
 /// Classifies Notion's answers: by status first, then by the body's `code`.
 ///
@@ -82,13 +85,6 @@ fn code_class(code: &NotionErrorCode, retry_after: Option<Duration>) -> Option<C
     })
 }
 
-/// `true` when a response came from Notion's edge proxy, not its API: `cf-ray` present and
-/// `x-notion-request-id` absent.
-#[must_use]
-pub fn from_edge(headers: &HeaderMap) -> bool {
-    headers.contains_key("cf-ray") && !headers.contains_key(REQUEST_ID_HEADER)
-}
-
 impl Classify for NotionClassifier {
     fn classify_response<B>(&self, res: &Response<B>) -> Class {
         let code = res.extensions().get::<NotionError>().map(|e| &e.code);
@@ -122,6 +118,7 @@ impl Classify for NotionBreakerClassifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::headers::REQUEST_ID_HEADER;
 
     fn class(status: u16, headers: &[(&str, &str)], code: Option<&str>) -> Class {
         let mut map = HeaderMap::new();

@@ -21,8 +21,13 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 use crate::{
-    error::UnexpectedResponse, rejection::rejection_error, MaybeApplied, Notion, NotionError,
-    NotionLayer, NotionLayerBuilder, Reconciled,
+    builder::NotionLayerBuilder,
+    error::{NotionError, UnexpectedResponse},
+    layer::NotionLayer,
+    reconcile::{MaybeApplied, Reconciled},
+    rejection::rejection_error,
+    service::Notion,
+    tls::https_connector,
 };
 
 /// Notion's API base URL.
@@ -203,14 +208,8 @@ impl ClientBuilder {
         }
         let layer = self.preset.build()?;
         let mut http = HttpConnector::new();
-        http.enforce_http(false);
         http.set_connect_timeout(Some(self.connect_timeout));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .map_err(|e| InvalidConfig::new("tls", e.to_string()))?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let https = https_connector(http).map_err(|e| InvalidConfig::new("tls", e.to_string()))?;
         let client = HyperClient::builder(TokioExecutor::new()).build(https);
         let service = tower_layer::Layer::layer(&layer, client);
         Ok(Client {

@@ -7,8 +7,8 @@ use std::{fmt, str::FromStr, time::Duration};
 use http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
-/// The request id header Notion sets on every answer from its API.
-pub const REQUEST_ID_HEADER: &str = "x-notion-request-id";
+use crate::headers::from_edge;
+pub use crate::headers::REQUEST_ID_HEADER;
 
 /// Every error `code` Notion documents, and [`Unknown`](NotionErrorCode::Unknown) for the rest.
 ///
@@ -308,7 +308,7 @@ impl UnexpectedResponse {
                 .get(REQUEST_ID_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
-            from_edge: crate::classify::from_edge(headers),
+            from_edge: from_edge(headers),
             content_type: headers
                 .get(http::header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())

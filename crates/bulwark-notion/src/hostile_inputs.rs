@@ -12,8 +12,8 @@ use proptest::prelude::*;
 use serde_json::Value;
 
 use crate::body::finish;
+use crate::canonical::has_float;
 use crate::error::{CODES, REQUEST_ID_HEADER};
-use crate::layer::has_float;
 use crate::routes::{is_cacheable, is_idempotent, is_read_only_post};
 use crate::{
     canonical_json, from_edge, NotionBreakerClassifier, NotionClassifier, NotionError,

@@ -1,45 +1,24 @@
-//! [`NotionLayer`]: the four bulwark layers composed with Notion's rules.
+//! [`NotionLayer`]: the four bulwark layers composed with Notion's rules, and
+//! [`NotionStats`], every layer's counters. Built by
+//! [`NotionLayerBuilder`](crate::NotionLayerBuilder); makes [`Notion`] services.
 
-use std::{
-    fmt,
-    hash::Hasher,
-    sync::Arc,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::{fmt, sync::Arc};
 
-use bulwark_breaker::{
-    BreakerHandle, BreakerMetrics, CircuitBreaker, CircuitBreakerBuilder, CircuitBreakerLayer,
-    Window,
-};
-use bulwark_bucket::{BucketStats, KeyedBy, Rate, TokenBucket, TokenBucketLayer};
-use bulwark_cache::{CacheBody, CacheStats, StaleCache, StaleCacheLayer};
-use bulwark_http::{BoxError, BufferedBody, InvalidConfig};
-use bulwark_retry::{Backoff, Retry, RetryLayer, RetryStats};
-use http::{header, HeaderName, HeaderValue, Method, Request, Response};
-use serde_json::Value;
-use tower::timeout::{Timeout, TimeoutLayer};
+use bulwark_breaker::{BreakerHandle, BreakerMetrics, CircuitBreakerBuilder, CircuitBreakerLayer};
+use bulwark_bucket::{BucketStats, KeyedBy, TokenBucketLayer};
+use bulwark_cache::{CacheStats, StaleCacheLayer};
+use bulwark_http::BufferedBody;
+use bulwark_retry::{RetryLayer, RetryStats};
+use tower::timeout::TimeoutLayer;
 use tower_layer::Layer;
-use tower_service::Service;
 
 use crate::{
-    defaults,
+    body::NotionBodyLayer,
+    classify::{NotionBreakerClassifier, NotionClassifier},
     reconcile::{Reconcile, ReconcileConfig},
-    routes, NotionBody, NotionBodyLayer, NotionBreakerClassifier, NotionClassifier,
+    service::{Notion, RequestHeaders},
+    token::TokenKey,
 };
-
-/// The `Notion-Version` the preset sends unless told otherwise ([`defaults::NOTION_VERSION`]).
-pub const DEFAULT_NOTION_VERSION: &str = defaults::NOTION_VERSION;
-
-/// The `Notion-Version` header name.
-pub const NOTION_VERSION: HeaderName = HeaderName::from_static("notion-version");
-
-/// The `User-Agent` the preset sends unless the request has one ([`defaults::USER_AGENT`]).
-pub const DEFAULT_USER_AGENT: &str = defaults::USER_AGENT;
-
-/// Picks a request's bucket: a stable hash of its `Authorization` header (one bucket per
-/// token, and the token itself is never kept); `None` (no header) uses the shared bucket.
-pub type TokenKey = fn(&Request<BufferedBody>) -> Option<u64>;
 
 /// The retry layer as the preset configures it.
 pub type NotionRetry = RetryLayer<NotionClassifier>;
@@ -50,453 +29,6 @@ pub type NotionBucket = TokenBucketLayer<NotionClassifier, KeyedBy<TokenKey>, u6
 /// The stale-cache layer as the preset configures it.
 pub type NotionCache = StaleCacheLayer<NotionClassifier, BufferedBody>;
 
-/// The composed stack inside [`Notion`], outermost first.
-pub type NotionStack<S> = StaleCache<
-    Reconcile<
-        Retry<
-            CircuitBreaker<
-                TokenBucket<Timeout<NotionBody<S>>, NotionClassifier, KeyedBy<TokenKey>, u64>,
-                NotionBreakerClassifier,
-            >,
-            NotionClassifier,
-        >,
-    >,
-    NotionClassifier,
-    BufferedBody,
->;
-
-/// A stable (cross-process) 64-bit hash of a request's `Authorization` header.
-///
-/// SipHash with a fixed key, so every process sharing a Redis bucket picks the same key for
-/// the same token; the token is never stored or logged.
-#[must_use]
-pub fn token_key(req: &Request<BufferedBody>) -> Option<u64> {
-    let auth = req.headers().get(header::AUTHORIZATION)?;
-    let mut hasher =
-        siphasher::sip::SipHasher13::new_with_keys(0x6275_6c77_6172_6b21, 0x6e6f_7469_6f6e);
-    hasher.write(auth.as_bytes());
-    Some(hasher.finish())
-}
-
-/// Builds a [`NotionLayer`]: Notion's defaults, each overridable. See [`NotionLayer`].
-#[must_use]
-pub struct NotionLayerBuilder {
-    token: Option<String>,
-    version: String,
-    user_agent: String,
-    attempt_timeout: Duration,
-    max_response_bytes: usize,
-    write_max_wait: Duration,
-    reconcile: ReconcileConfig,
-    retry: NotionRetry,
-    breaker: NotionBreaker,
-    bucket: NotionBucket,
-    cache: Option<NotionCache>,
-}
-
-impl fmt::Debug for NotionLayerBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NotionLayerBuilder")
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field("version", &self.version)
-            .field("user_agent", &self.user_agent)
-            .field("attempt_timeout", &self.attempt_timeout)
-            .field("max_response_bytes", &self.max_response_bytes)
-            .field("write_max_wait", &self.write_max_wait)
-            .field("reconcile", &self.reconcile)
-            .field("retry", &self.retry)
-            .field("breaker", &self.breaker)
-            .field("bucket", &self.bucket)
-            .field("cache", &self.cache)
-            .finish()
-    }
-}
-
-impl Default for NotionLayerBuilder {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl NotionLayerBuilder {
-    /// Notion's defaults (see [`NotionLayer`]).
-    pub fn new() -> Self {
-        let retry = RetryLayer::new()
-            .max_retries(defaults::MAX_RETRIES)
-            .backoff(
-                Backoff::exponential(defaults::BACKOFF_BASE)
-                    .max_delay(defaults::BACKOFF_CAP)
-                    .jitter(defaults::JITTER),
-            )
-            .max_retry_after(defaults::MAX_RETRY_AFTER)
-            .idempotency(defaults::idempotency())
-            .classify(NotionClassifier);
-        let breaker = CircuitBreakerLayer::builder()
-            .consecutive_failures(defaults::CONSECUTIVE_FAILURES)
-            .failure_ratio(defaults::FAILURE_RATIO)
-            .minimum_calls(defaults::MINIMUM_CALLS)
-            .window(Window::time(defaults::WINDOW))
-            .break_duration(defaults::BREAK_DURATION)
-            .max_break_duration(defaults::MAX_BREAK_DURATION)
-            .break_jitter(defaults::BREAK_JITTER)
-            .slow_call_threshold(defaults::SLOW_CALL_THRESHOLD)
-            .classify(NotionBreakerClassifier);
-        let bucket = TokenBucketLayer::new(Rate::per_second(defaults::RATE_PER_SECOND))
-            .burst(defaults::BURST)
-            .max_wait(defaults::MAX_WAIT)
-            .pause_on_retry_after(defaults::PAUSE_ON_RETRY_AFTER)
-            .classify(NotionClassifier)
-            .keyed(token_key as TokenKey);
-        let cache = default_cache();
-        Self {
-            token: None,
-            version: defaults::NOTION_VERSION.to_owned(),
-            user_agent: defaults::USER_AGENT.to_owned(),
-            attempt_timeout: defaults::ATTEMPT_TIMEOUT,
-            max_response_bytes: defaults::MAX_RESPONSE_BYTES,
-            write_max_wait: defaults::WRITE_MAX_WAIT,
-            reconcile: ReconcileConfig {
-                dedupe_by: None,
-                page_updates: defaults::RECONCILE_PAGE_UPDATES,
-            },
-            retry,
-            breaker,
-            bucket,
-            cache: Some(cache),
-        }
-    }
-
-    /// Sends `Authorization: Bearer <token>` on requests that carry no `Authorization` of their
-    /// own. Defaults to none (a proxy passes its callers' tokens through). The token is
-    /// redacted in `Debug` output and never logged.
-    pub fn token(mut self, token: impl Into<String>) -> Self {
-        self.token = Some(token.into());
-        self
-    }
-
-    /// The `Notion-Version` sent on requests that carry none. Defaults to
-    /// [`defaults::NOTION_VERSION`] (`2025-09-03`).
-    ///
-    /// ```
-    /// assert_eq!(bulwark_notion::defaults::NOTION_VERSION, "2025-09-03");
-    /// ```
-    pub fn notion_version(mut self, version: impl Into<String>) -> Self {
-        self.version = version.into();
-        self
-    }
-
-    /// The `User-Agent` sent on requests that carry none. Defaults to
-    /// [`defaults::USER_AGENT`] (`bulwark-notion/<version>`).
-    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
-        self.user_agent = user_agent.into();
-        self
-    }
-
-    /// How long a request with no stored copy to fall back on — a write, or a read the cache
-    /// does not keep — waits for an open circuit to let it through (the circuit breaker's
-    /// [`max_wait`](bulwark_breaker::CircuitBreakerBuilder::max_wait), given per request as
-    /// [`CircuitWait`](bulwark_breaker::CircuitWait), which a caller's own extension overrides).
-    /// Cacheable reads fail fast instead: the cache answers them with the last good copy.
-    /// `Duration::ZERO` makes every request fail fast. Defaults to
-    /// [`defaults::WRITE_MAX_WAIT`], 30 s.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// assert_eq!(bulwark_notion::defaults::WRITE_MAX_WAIT, Duration::from_secs(30));
-    /// ```
-    pub fn write_max_wait(mut self, wait: Duration) -> Self {
-        self.write_max_wait = wait;
-        self
-    }
-
-    /// The former name of [`write_max_wait`](Self::write_max_wait): every bound on a wait is
-    /// called `max_wait` (see the README's "Composing with tower").
-    #[deprecated(note = "renamed `write_max_wait`")]
-    pub fn write_wait(self, wait: Duration) -> Self {
-        self.write_max_wait(wait)
-    }
-
-    /// Makes creates that fail ambiguously safe to settle: `property` holds a value unique to
-    /// each page your integration creates (an external id, a sync key). When a
-    /// `POST /v1/pages` into a data source (or a database with one data source) sets it and
-    /// then fails ambiguously — a 5xx, a timeout, a reset, after which Notion may or may not
-    /// have made the page — the preset queries the parent for a page whose `property` equals
-    /// the body's value: found, that page is the answer (`200`, [`Reconciled::Found`]);
-    /// certainly absent, the create is sent again (at most twice); the lookup failing, the
-    /// failure comes back marked [`Reconciled::MayHaveBeenApplied`] (or as a
-    /// [`MaybeApplied`](crate::MaybeApplied) error). The property may be a `title`,
-    /// `rich_text`, `number`, `select`, `url`, `email` or `phone_number`; a create without a
-    /// value for it is only marked. See [`reconcile`](crate::reconcile) for the whole table.
-    ///
-    /// Without this, an ambiguous create is never sent again and comes back marked
-    /// `may-have-been-applied`.
-    ///
-    /// ```
-    /// use bulwark_notion::NotionLayer;
-    ///
-    /// let layer = NotionLayer::builder().dedupe_creates_by("External ID").build()?;
-    /// # let _ = layer;
-    /// # Ok::<_, bulwark_http::InvalidConfig>(())
-    /// ```
-    ///
-    /// [`Reconciled::Found`]: crate::Reconciled::Found
-    /// [`Reconciled::MayHaveBeenApplied`]: crate::Reconciled::MayHaveBeenApplied
-    pub fn dedupe_creates_by(mut self, property: impl Into<String>) -> Self {
-        self.reconcile.dedupe_by = Some(Arc::from(property.into()));
-        self
-    }
-
-    /// Whether a `PATCH /v1/pages/{id}` that fails ambiguously is read back: when the page
-    /// already holds what the update set, the page is the answer (`200`,
-    /// [`Reconciled::Verified`](crate::Reconciled::Verified)); when it does not, the update is
-    /// sent again — a page update replaces values, so a second one cannot apply anything
-    /// twice; when the read fails or the update sets something that cannot be compared (an
-    /// icon, a file), the failure comes back marked `may-have-been-applied`. Defaults to
-    /// [`defaults::RECONCILE_PAGE_UPDATES`], on.
-    ///
-    /// ```
-    /// assert!(bulwark_notion::defaults::RECONCILE_PAGE_UPDATES);
-    /// ```
-    pub fn reconcile_page_updates(mut self, on: bool) -> Self {
-        self.reconcile.page_updates = on;
-        self
-    }
-
-    /// How long one attempt (request and response body) may take. Defaults to
-    /// [`defaults::ATTEMPT_TIMEOUT`], 60 s, Notion's own maximum.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// assert_eq!(bulwark_notion::defaults::ATTEMPT_TIMEOUT, Duration::from_secs(60));
-    /// ```
-    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
-        self.attempt_timeout = timeout;
-        self
-    }
-
-    /// The largest response body read. Defaults to [`defaults::MAX_RESPONSE_BYTES`], 32 MiB.
-    ///
-    /// ```
-    /// assert_eq!(bulwark_notion::defaults::MAX_RESPONSE_BYTES, 32 << 20);
-    /// ```
-    pub fn max_response_bytes(mut self, limit: usize) -> Self {
-        self.max_response_bytes = limit;
-        self
-    }
-
-    /// Adjusts the retry layer. Defaults ([`defaults`]): 3 retries, exponential backoff from
-    /// 1 s capped at 30 s with full jitter, `Retry-After` honoured up to 60 s, the default retry
-    /// budget, idempotent = RFC 9110 methods plus the read-only POSTs
-    /// ([`defaults::idempotency`]).
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use bulwark_notion::{defaults::*, NotionLayer};
-    ///
-    /// let s = Duration::from_secs;
-    /// assert_eq!((MAX_RETRIES, BACKOFF_BASE, BACKOFF_CAP, MAX_RETRY_AFTER), (3, s(1), s(30), s(60)));
-    /// assert_eq!(JITTER, bulwark_retry::Jitter::Full);
-    ///
-    /// let layer = NotionLayer::builder().retry(|r| r.max_retries(5)).build()?;
-    /// # let _ = layer;
-    /// # Ok::<_, bulwark_http::InvalidConfig>(())
-    /// ```
-    pub fn retry(mut self, f: impl FnOnce(NotionRetry) -> NotionRetry) -> Self {
-        self.retry = f(self.retry);
-        self
-    }
-
-    /// Adjusts the circuit breaker. Defaults ([`defaults`]): opens after 5 consecutive failures
-    /// or 50 % of at least 10 calls in a 30 s window; a 1 s break that doubles after each failed
-    /// probe up to 4 s, each lengthened by up to 25 % at random (so recovery is seen within 5 s
-    /// of Notion's). Classifies with
-    /// [`NotionBreakerClassifier`]: a 409 is the caller's data collision, not Notion failing.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// use bulwark_notion::defaults::*;
-    ///
-    /// let s = Duration::from_secs;
-    /// assert_eq!((CONSECUTIVE_FAILURES, FAILURE_RATIO, MINIMUM_CALLS, WINDOW), (5, 0.5, 10, s(30)));
-    /// assert_eq!((BREAK_DURATION, MAX_BREAK_DURATION, BREAK_JITTER), (s(1), s(4), 0.25));
-    /// ```
-    pub fn breaker(mut self, f: impl FnOnce(NotionBreaker) -> NotionBreaker) -> Self {
-        self.breaker = f(self.breaker);
-        self
-    }
-
-    /// Adjusts the token bucket. Defaults ([`defaults`]): 3 requests/s, burst 3, one bucket per
-    /// token ([`token_key`]), paused by `Retry-After`, callers wait up to 30 s.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// use bulwark_notion::defaults::*;
-    ///
-    /// assert_eq!((RATE_PER_SECOND, BURST, PAUSE_ON_RETRY_AFTER), (3, 3, true));
-    /// assert_eq!(MAX_WAIT, Duration::from_secs(30));
-    /// ```
-    pub fn bucket(mut self, f: impl FnOnce(NotionBucket) -> NotionBucket) -> Self {
-        self.bucket = f(self.bucket);
-        self
-    }
-
-    /// Adjusts the stale cache (and switches it back on after
-    /// [`without_cache`](Self::without_cache)). Defaults: GET reads and read-only POSTs
-    /// ([`routes::is_cacheable`]), always live, stale-if-error 5 min
-    /// ([`defaults::STALE_IF_ERROR`]), keyed with `Notion-Version`, the token's hash and the
-    /// canonical JSON body.
-    ///
-    /// ```
-    /// # use std::time::Duration;
-    /// assert_eq!(bulwark_notion::defaults::STALE_IF_ERROR, Duration::from_secs(5 * 60));
-    /// ```
-    pub fn cache(mut self, f: impl FnOnce(NotionCache) -> NotionCache) -> Self {
-        let cache = self.cache.take().unwrap_or_else(default_cache);
-        self.cache = Some(f(cache));
-        self
-    }
-
-    /// Switches the stale cache off: failures reach the caller as they are.
-    pub fn without_cache(mut self) -> Self {
-        self.cache = None;
-        self
-    }
-
-    /// Builds the layer.
-    ///
-    /// # Errors
-    /// [`InvalidConfig`] naming the field: `token`, `notion_version` or `user_agent` not valid
-    /// in an HTTP header; `attempt_timeout` zero; `dedupe_creates_by` empty; or what a
-    /// sub-layer's own check reports ([`RetryLayer::validate`](bulwark_retry::RetryLayer::validate),
-    /// [`TokenBucketLayer::validate`](bulwark_bucket::TokenBucketLayer::validate),
-    /// [`StaleCacheLayer::validate`](bulwark_cache::StaleCacheLayer::validate),
-    /// [`CircuitBreakerBuilder::build`]).
-    pub fn build(self) -> Result<NotionLayer, InvalidConfig> {
-        let authorization = match self.token.as_deref().map(bare_token) {
-            None => None,
-            Some("") => {
-                return Err(InvalidConfig::new("token", "the token is empty"));
-            }
-            Some(token) => {
-                let mut value = HeaderValue::try_from(format!("Bearer {token}")).map_err(|_| {
-                    InvalidConfig::new(
-                        "token",
-                        "the token holds characters not allowed in a header",
-                    )
-                })?;
-                value.set_sensitive(true);
-                Some(value)
-            }
-        };
-        if self.version.trim().is_empty() {
-            return Err(InvalidConfig::new("notion_version", "must not be empty"));
-        }
-        if self.max_response_bytes == 0 {
-            return Err(InvalidConfig::new(
-                "max_response_bytes",
-                "must be above zero",
-            ));
-        }
-        let version = HeaderValue::try_from(self.version.as_str())
-            .map_err(|_| InvalidConfig::new("notion_version", "not a valid header value"))?;
-        let user_agent = HeaderValue::try_from(self.user_agent.as_str())
-            .map_err(|_| InvalidConfig::new("user_agent", "not a valid header value"))?;
-        if self.attempt_timeout.is_zero() {
-            return Err(InvalidConfig::new("attempt_timeout", "must be above zero"));
-        }
-        if self
-            .reconcile
-            .dedupe_by
-            .as_deref()
-            .is_some_and(|p| p.trim().is_empty())
-        {
-            return Err(InvalidConfig::new(
-                "dedupe_creates_by",
-                "the property name is empty",
-            ));
-        }
-        self.retry.validate()?;
-        self.bucket.validate()?;
-        if let Some(cache) = &self.cache {
-            cache.validate()?;
-        }
-        let cache_on = self.cache.is_some();
-        let cache = match self.cache {
-            // Notion-Version stays in the key whatever vary headers a closure set.
-            Some(cache) => cache.vary_header(NOTION_VERSION),
-            None => default_cache().cacheable(|_, _| false),
-        };
-        Ok(NotionLayer {
-            headers: Arc::new(Headers {
-                authorization,
-                version,
-                user_agent,
-                canonical_bodies: cache_on,
-                write_max_wait: bulwark_breaker::CircuitWait(self.write_max_wait),
-                cache_on,
-            }),
-            cache,
-            cache_on,
-            reconcile: Arc::new(self.reconcile),
-            retry: self.retry,
-            breaker: self.breaker.build()?,
-            bucket: self.bucket,
-            timeout: TimeoutLayer::new(self.attempt_timeout),
-            body: NotionBodyLayer::new(self.max_response_bytes),
-        })
-    }
-}
-
-/// The preset's cache: GET reads and read-only POSTs, stale-if-error 5 min, varying on
-/// `Notion-Version` (the token's hash and the body are always part of the key).
-fn default_cache() -> NotionCache {
-    StaleCacheLayer::<bulwark_http::HttpClassifier, BufferedBody>::new()
-        .stale_if_error(defaults::STALE_IF_ERROR)
-        .coalesce_max_wait(defaults::COALESCE_MAX_WAIT)
-        .cacheable(routes::is_cacheable)
-        .vary_headers([NOTION_VERSION])
-        .classify(NotionClassifier)
-}
-
-/// `token` without surrounding space or a `Bearer ` prefix.
-fn bare_token(token: &str) -> &str {
-    let token = token.trim();
-    match token.get(..6) {
-        Some(prefix)
-            if prefix.eq_ignore_ascii_case("bearer")
-                && token[6..].chars().next().is_none_or(char::is_whitespace) =>
-        {
-            token[6..].trim()
-        }
-        _ => token,
-    }
-}
-
-struct Headers {
-    authorization: Option<HeaderValue>,
-    version: HeaderValue,
-    user_agent: HeaderValue,
-    /// Rewrite read-only POST bodies canonically (only worth it with the cache on).
-    canonical_bodies: bool,
-    /// How long a request without a stored copy waits for an open circuit.
-    write_max_wait: bulwark_breaker::CircuitWait,
-    /// The stale cache is on (cacheable reads have a copy to fall back on).
-    cache_on: bool,
-}
-
-impl fmt::Debug for Headers {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Headers")
-            .field(
-                "authorization",
-                &self.authorization.as_ref().map(|_| "Bearer <redacted>"),
-            )
-            .field("version", &self.version)
-            .field("user_agent", &self.user_agent)
-            .finish()
-    }
-}
-
 /// The Notion preset: stale cache → retry → circuit breaker → token bucket → per-attempt
 /// timeout → [`NotionBodyLayer`], all classifying with [`NotionClassifier`].
 ///
@@ -506,7 +38,7 @@ impl fmt::Debug for Headers {
 /// Responses come back as `Response<CacheBody<BufferedBody>>`; errors as `BoxError` whose
 /// source chain holds `CircuitOpen`, `RateLimited`, a timeout or the client's error.
 ///
-/// Every request gets `Authorization: Bearer <token>` (when [`token`](NotionLayerBuilder::token)
+/// Every request gets `Authorization: Bearer <token>` (when [`token`](crate::NotionLayerBuilder::token)
 /// is set and the request has none), `Notion-Version` and a `User-Agent` when missing, and a
 /// read-only POST's JSON body is rewritten canonically (sorted keys, no whitespace) so equal
 /// queries share a cache entry.
@@ -543,15 +75,16 @@ impl fmt::Debug for Headers {
 #[derive(Clone)]
 #[must_use]
 pub struct NotionLayer {
-    headers: Arc<Headers>,
-    cache: NotionCache,
-    cache_on: bool,
-    reconcile: Arc<ReconcileConfig>,
-    retry: NotionRetry,
-    breaker: CircuitBreakerLayer<NotionBreakerClassifier>,
-    bucket: NotionBucket,
-    timeout: TimeoutLayer,
-    body: NotionBodyLayer,
+    // Set by `NotionLayerBuilder::build`.
+    pub(crate) headers: Arc<RequestHeaders>,
+    pub(crate) cache: NotionCache,
+    pub(crate) cache_on: bool,
+    pub(crate) reconcile: Arc<ReconcileConfig>,
+    pub(crate) retry: NotionRetry,
+    pub(crate) breaker: CircuitBreakerLayer<NotionBreakerClassifier>,
+    pub(crate) bucket: NotionBucket,
+    pub(crate) timeout: TimeoutLayer,
+    pub(crate) body: NotionBodyLayer,
 }
 
 impl fmt::Debug for NotionLayer {
@@ -569,11 +102,6 @@ impl fmt::Debug for NotionLayer {
 }
 
 impl NotionLayer {
-    /// A builder with Notion's defaults.
-    pub fn builder() -> NotionLayerBuilder {
-        NotionLayerBuilder::new()
-    }
-
     /// The circuit breaker's handle: state, metrics, `force_open`, `reset`.
     #[must_use]
     pub fn breaker(&self) -> BreakerHandle {
@@ -617,171 +145,17 @@ impl<S> Layer<S> for NotionLayer {
         let inner = self.retry.layer(inner);
         let inner = Reconcile::new(inner, Arc::clone(&self.reconcile));
         let inner = self.cache.layer(inner);
-        Notion {
-            headers: Arc::clone(&self.headers),
-            inner,
-        }
-    }
-}
-
-/// The service made by [`NotionLayer`].
-pub struct Notion<S> {
-    headers: Arc<Headers>,
-    inner: NotionStack<S>,
-}
-
-impl<S: Clone> Clone for Notion<S> {
-    fn clone(&self) -> Self {
-        Self {
-            headers: Arc::clone(&self.headers),
-            inner: self.inner.clone(),
-        }
-    }
-}
-
-impl<S> fmt::Debug for Notion<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Notion")
-            .field("headers", &self.headers)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S> Notion<S> {
-    /// The composed stack.
-    pub const fn get_ref(&self) -> &NotionStack<S> {
-        &self.inner
-    }
-
-    /// The composed stack, mutably.
-    pub fn get_mut(&mut self) -> &mut NotionStack<S> {
-        &mut self.inner
-    }
-
-    /// Consumes `self`, returning the composed stack.
-    pub fn into_inner(self) -> NotionStack<S> {
-        self.inner
-    }
-}
-
-impl<S> Service<Request<BufferedBody>> for Notion<S>
-where
-    NotionStack<S>: Service<
-        Request<BufferedBody>,
-        Response = Response<CacheBody<BufferedBody>>,
-        Error = BoxError,
-    >,
-{
-    type Response = Response<CacheBody<BufferedBody>>;
-    type Error = BoxError;
-    type Future = <NotionStack<S> as Service<Request<BufferedBody>>>::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<BufferedBody>) -> Self::Future {
-        let headers = req.headers_mut();
-        match headers.get_mut(header::AUTHORIZATION) {
-            // A caller's own token (a proxy's client) is kept, and kept out of logs too.
-            Some(own) => own.set_sensitive(true),
-            None => {
-                if let Some(auth) = &self.headers.authorization {
-                    headers.insert(header::AUTHORIZATION, auth.clone());
-                }
-            }
-        }
-        if !headers.contains_key(NOTION_VERSION) {
-            headers.insert(NOTION_VERSION, self.headers.version.clone());
-        }
-        if !headers.contains_key(header::USER_AGENT) {
-            headers.insert(header::USER_AGENT, self.headers.user_agent.clone());
-        }
-        // Reads the cache keeps fail fast on an open circuit (their stored copy answers);
-        // anything else waits for it, unless the caller said otherwise.
-        let fails_fast = self.headers.cache_on && routes::is_cacheable(req.method(), req.uri());
-        if !fails_fast
-            && req
-                .extensions()
-                .get::<bulwark_breaker::CircuitWait>()
-                .is_none()
-        {
-            req.extensions_mut().insert(self.headers.write_max_wait);
-        }
-        if self.headers.canonical_bodies
-            && req.method() == Method::POST
-            && routes::is_read_only_post(req.uri().path())
-        {
-            if let Some(canonical) = canonical_json(req.body().as_ref()) {
-                // A forwarded request may carry the original framing.
-                req.headers_mut().remove(header::TRANSFER_ENCODING);
-                req.headers_mut()
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(canonical.len()));
-                *req.body_mut() = BufferedBody::from(canonical);
-            }
-        }
-        self.inner.call(req)
-    }
-}
-
-/// `bytes` re-serialised with sorted keys and no whitespace, or `None` when they are not JSON
-/// or hold a number that is not a 64-bit integer (such a body is sent and keyed as it is, so
-/// a number's text is never changed).
-#[must_use]
-pub fn canonical_json(bytes: &[u8]) -> Option<Vec<u8>> {
-    if bytes.is_empty() {
-        return None;
-    }
-    let value: Value = serde_json::from_slice(bytes).ok()?;
-    if has_float(&value) {
-        return None;
-    }
-    serde_json::to_vec(&sorted(value)).ok()
-}
-
-/// `true` when a number might not survive a round trip text-for-text (floats, and integers
-/// beyond 64 bits, which serde_json reads as floats).
-pub(crate) fn has_float(value: &Value) -> bool {
-    match value {
-        Value::Number(n) => n.is_f64(),
-        Value::Array(items) => items.iter().any(has_float),
-        Value::Object(map) => map.values().any(has_float),
-        _ => false,
-    }
-}
-
-fn sorted(value: Value) -> Value {
-    match value {
-        Value::Object(map) => {
-            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
-        }
-        Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
-        other => other,
+        Notion::from_parts(Arc::clone(&self.headers), inner)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use bulwark_http::BoxError;
+    use http::{header, Request, Response};
 
-    #[test]
-    fn canonical_json_sorts_keys_and_drops_whitespace() {
-        let a = canonical_json(br#"{ "b": 1, "a": {"y": [ {"d":1,"c":2} ], "x": null} }"#).unwrap();
-        let b = canonical_json(br#"{"a":{"x":null,"y":[{"c":2,"d":1}]},"b":1}"#).unwrap();
-        assert_eq!(a, b);
-        assert_eq!(a, br#"{"a":{"x":null,"y":[{"c":2,"d":1}]},"b":1}"#);
-        assert_eq!(canonical_json(b"not json"), None);
-        // Numbers whose text a round trip could change are left alone.
-        assert_eq!(canonical_json(br#"{"n":123456789012345678901234}"#), None);
-        assert_eq!(canonical_json(br#"{"n":1e3}"#), None);
-        assert_eq!(
-            canonical_json(br#"{"n":-9007199254740993}"#).unwrap(),
-            br#"{"n":-9007199254740993}"#
-        );
-        assert_eq!(canonical_json(b""), None);
-    }
+    use super::*;
+    use crate::headers::{DEFAULT_NOTION_VERSION, NOTION_VERSION};
 
     #[tokio::test]
     async fn read_only_posts_are_sent_canonical_with_their_new_length() {
@@ -807,67 +181,5 @@ mod tests {
             .body(BufferedBody::from(body))
             .unwrap();
         assert_eq!(svc.oneshot(req).await.unwrap().status(), 200);
-    }
-
-    #[test]
-    fn invalid_settings_are_named() {
-        let err = NotionLayer::builder()
-            .token("bad\ntoken")
-            .build()
-            .unwrap_err();
-        assert_eq!(err.field(), "token");
-        let err = NotionLayer::builder().token("  ").build().unwrap_err();
-        assert_eq!(err.field(), "token");
-        let err = NotionLayer::builder()
-            .notion_version("2025\r\n")
-            .build()
-            .unwrap_err();
-        assert_eq!(err.field(), "notion_version");
-        let err = NotionLayer::builder()
-            .notion_version("")
-            .build()
-            .unwrap_err();
-        assert_eq!(err.field(), "notion_version");
-        let err = NotionLayer::builder()
-            .max_response_bytes(0)
-            .build()
-            .unwrap_err();
-        assert_eq!(err.field(), "max_response_bytes");
-        let err = NotionLayer::builder()
-            .token("Bearer  ")
-            .build()
-            .unwrap_err();
-        assert_eq!(err.field(), "token");
-        let err = NotionLayer::builder()
-            .attempt_timeout(Duration::ZERO)
-            .build()
-            .unwrap_err();
-        assert_eq!(err.field(), "attempt_timeout");
-        let err = NotionLayer::builder()
-            .breaker(|b| b.failure_ratio(2.0))
-            .build()
-            .unwrap_err();
-        assert_eq!(err.field(), "failure_ratio");
-    }
-
-    #[test]
-    fn the_token_never_shows_in_debug() {
-        let builder = NotionLayer::builder().token("secret_xyz");
-        assert!(!format!("{builder:?}").contains("secret_xyz"));
-        let layer = builder.build().unwrap();
-        assert!(!format!("{layer:?}").contains("secret_xyz"));
-    }
-
-    #[test]
-    fn token_keys_are_stable_and_distinct() {
-        let req = |auth: &str| {
-            Request::get("/v1/users/me")
-                .header("authorization", auth)
-                .body(BufferedBody::default())
-                .unwrap()
-        };
-        assert_eq!(token_key(&req("Bearer a")), token_key(&req("Bearer a")));
-        assert_ne!(token_key(&req("Bearer a")), token_key(&req("Bearer b")));
-        assert_eq!(token_key(&Request::new(BufferedBody::default())), None);
     }
 }

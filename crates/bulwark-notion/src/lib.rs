@@ -48,7 +48,7 @@
 //!
 //! Also here: [`NotionError`] (every documented code, and `Unknown`), Notion-style
 //! rejections for proxies ([`rejection_layer`]), and a ready [`Client`] (feature `client`, on
-//! by default) over hyper-util with rustls.
+//! by default) over hyper-util with rustls, whose connector is [`https_connector`].
 //!
 //! # Example: the preset over any client
 //! ```
@@ -100,33 +100,44 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod body;
+mod builder;
+mod canonical;
 mod classify;
 #[cfg(feature = "client")]
 mod client;
 pub mod defaults;
 pub mod error;
+mod headers;
 #[cfg(test)]
 mod hostile_inputs;
 mod layer;
 pub mod reconcile;
 pub mod rejection;
 pub mod routes;
+mod service;
+#[cfg(feature = "client")]
+mod tls;
+mod token;
 
 pub use body::{
     NotionBody, NotionBodyLayer, ResponseFuture as NotionBodyFuture, DEFAULT_MAX_RESPONSE_BYTES,
 };
-pub use classify::{from_edge, NotionBreakerClassifier, NotionClassifier};
+pub use builder::NotionLayerBuilder;
+pub use canonical::canonical_json;
+pub use classify::{NotionBreakerClassifier, NotionClassifier};
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub use client::{Client, ClientBuilder, Error, DEFAULT_BASE_URL};
 pub use error::{NotionError, NotionErrorCode, UnexpectedResponse};
-pub use layer::{
-    canonical_json, token_key, Notion, NotionBreaker, NotionBucket, NotionCache, NotionLayer,
-    NotionLayerBuilder, NotionRetry, NotionStack, NotionStats, TokenKey, DEFAULT_NOTION_VERSION,
-    DEFAULT_USER_AGENT, NOTION_VERSION,
-};
+pub use headers::{from_edge, DEFAULT_NOTION_VERSION, DEFAULT_USER_AGENT, NOTION_VERSION};
+pub use layer::{NotionBreaker, NotionBucket, NotionCache, NotionLayer, NotionRetry, NotionStats};
 pub use reconcile::{MaybeApplied, Reconciled, RECONCILED_HEADER};
 pub use rejection::{rejection_error, rejection_layer, render_rejection};
+pub use service::{Notion, NotionStack};
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+pub use tls::https_connector;
+pub use token::{token_key, TokenKey};
 
 /// The README's examples and defaults table, compiled (and run, where they need no network) as
 /// doc tests.

@@ -45,7 +45,7 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 use tower_service::Service;
 
-use crate::{routes, NotionClassifier, NotionError};
+use crate::{classify::NotionClassifier, error::NotionError, routes};
 
 /// The header that carries [`Reconciled`] on an answer: `found`, `resent`, `verified`,
 /// `not-applied` or `may-have-been-applied`.
@@ -796,7 +796,10 @@ where
             Err(format!("{path} answered {}", res.status().as_u16()))
         }
         Ok(res) => {
-            let request_id = res.headers().get(crate::error::REQUEST_ID_HEADER).cloned();
+            let request_id = res
+                .headers()
+                .get(crate::headers::REQUEST_ID_HEADER)
+                .cloned();
             serde_json::from_slice::<Value>(res.body().as_ref())
                 .map(|json| (json, request_id))
                 .map_err(|_| format!("{path} answered something that is not JSON"))
@@ -855,7 +858,7 @@ where
 fn uses_databases_query(copy: &Sent) -> bool {
     copy.parts
         .headers
-        .get(crate::NOTION_VERSION)
+        .get(crate::headers::NOTION_VERSION)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v < crate::defaults::NOTION_VERSION)
 }
@@ -901,7 +904,7 @@ fn answer(page: &Value, request_id: Option<HeaderValue>, how: Reconciled) -> Res
         HeaderValue::from_static("application/json"),
     );
     if let Some(id) = request_id {
-        headers.insert(crate::error::REQUEST_ID_HEADER, id);
+        headers.insert(crate::headers::REQUEST_ID_HEADER, id);
     }
     mark(res, how)
 }

@@ -19,7 +19,7 @@ use crate::{
     backoff::retry_after_wait,
     budget::BudgetState,
     event::{Counters, GiveUp, RetryEvent},
-    layer::Policy,
+    policy::Policy,
 };
 
 pin_project! {

@@ -10,24 +10,10 @@ use tower_layer::Layer;
 use crate::{
     backoff::Backoff,
     budget::{BudgetState, RetryBudget},
-    event::{Counters, RetryEvent, RetryStats},
+    event::{RetryEvent, RetryStats},
+    policy::Policy,
     service::Retry,
 };
-
-pub(crate) type OnRetry = Arc<dyn Fn(&RetryEvent) + Send + Sync>;
-
-/// Everything a retry decision needs; shared by the layer's services and futures.
-pub(crate) struct Policy<C> {
-    pub(crate) max_retries: u32,
-    pub(crate) backoff: Backoff,
-    pub(crate) max_retry_after: Duration,
-    pub(crate) total_timeout: Option<Duration>,
-    pub(crate) idempotency: Idempotency,
-    pub(crate) classify: C,
-    pub(crate) on_retry: Option<OnRetry>,
-    pub(crate) budget: Arc<BudgetState>,
-    pub(crate) counters: Arc<Counters>,
-}
 
 /// Retries requests whose attempts were classified as retryable (see the [crate docs](crate)).
 ///
@@ -37,15 +23,7 @@ pub(crate) struct Policy<C> {
 /// [`stats`](Self::stats).
 #[must_use]
 pub struct RetryLayer<C = HttpClassifier> {
-    max_retries: u32,
-    backoff: Backoff,
-    max_retry_after: Duration,
-    total_timeout: Option<Duration>,
-    idempotency: Idempotency,
-    classify: C,
-    on_retry: Option<OnRetry>,
-    budget: Arc<BudgetState>,
-    counters: Arc<Counters>,
+    policy: Policy<C>,
 }
 
 impl Default for RetryLayer {
@@ -58,15 +36,7 @@ impl RetryLayer {
     /// A layer with the defaults listed on each setter, classifying with [`HttpClassifier`].
     pub fn new() -> Self {
         Self {
-            max_retries: 3,
-            backoff: Backoff::default(),
-            max_retry_after: Duration::from_secs(60),
-            total_timeout: None,
-            idempotency: Idempotency::rfc9110(),
-            classify: HttpClassifier,
-            on_retry: None,
-            budget: Arc::new(BudgetState::new(RetryBudget::default(), Instant::now())),
-            counters: Arc::default(),
+            policy: Policy::new(),
         }
     }
 }
@@ -81,7 +51,7 @@ impl<C> RetryLayer<C> {
     /// # Panics
     /// Never, for any value.
     pub fn max_retries(mut self, max_retries: u32) -> Self {
-        self.max_retries = max_retries;
+        self.policy.max_retries = max_retries;
         self
     }
 
@@ -96,7 +66,7 @@ impl<C> RetryLayer<C> {
     /// # Panics
     /// Never, for any value.
     pub fn backoff(mut self, backoff: Backoff) -> Self {
-        self.backoff = backoff;
+        self.policy.backoff = backoff;
         self
     }
 
@@ -113,7 +83,7 @@ impl<C> RetryLayer<C> {
     /// # Panics
     /// Never, for any value.
     pub fn max_retry_after(mut self, max: Duration) -> Self {
-        self.max_retry_after = max;
+        self.policy.max_retry_after = max;
         self
     }
 
@@ -126,7 +96,7 @@ impl<C> RetryLayer<C> {
     /// # Panics
     /// Never.
     pub fn budget(mut self, budget: RetryBudget) -> Self {
-        self.budget = Arc::new(BudgetState::new(budget, Instant::now()));
+        self.policy.budget = Arc::new(BudgetState::new(budget, Instant::now()));
         self
     }
 
@@ -140,13 +110,13 @@ impl<C> RetryLayer<C> {
     where
         F: Fn(&Method, &Uri) -> bool + Send + Sync + 'static,
     {
-        self.idempotency = self.idempotency.allow(predicate);
+        self.policy.idempotency = self.policy.idempotency.allow(predicate);
         self
     }
 
     /// Replaces the idempotency rule as a whole. Defaults to [`Idempotency::rfc9110`].
     pub fn idempotency(mut self, idempotency: Idempotency) -> Self {
-        self.idempotency = idempotency;
+        self.policy.idempotency = idempotency;
         self
     }
 
@@ -161,7 +131,7 @@ impl<C> RetryLayer<C> {
     /// # Panics
     /// Never, for any value (before issue 15, `Duration::MAX` panicked on the first call).
     pub fn total_timeout(mut self, timeout: Duration) -> Self {
-        self.total_timeout = Some(timeout);
+        self.policy.total_timeout = Some(timeout);
         self
     }
 
@@ -183,13 +153,13 @@ impl<C> RetryLayer<C> {
     /// assert_eq!(odd.validate().unwrap_err().field(), "backoff");
     /// ```
     pub fn validate(&self) -> Result<(), bulwark_http::InvalidConfig> {
-        if self.total_timeout == Some(Duration::ZERO) {
+        if self.policy.total_timeout == Some(Duration::ZERO) {
             return Err(bulwark_http::InvalidConfig::new(
                 "total_timeout",
                 "zero leaves no time for any retry; use max_retries(0) to turn retries off",
             ));
         }
-        if self.backoff.cap() < self.backoff.base() {
+        if self.policy.backoff.cap() < self.policy.backoff.base() {
             return Err(bulwark_http::InvalidConfig::new(
                 "backoff",
                 "max_delay is below the base delay: every wait would be max_delay",
@@ -201,15 +171,7 @@ impl<C> RetryLayer<C> {
     /// Classifies attempts with `classify`. Defaults to [`HttpClassifier`].
     pub fn classify<C2: Classify>(self, classify: C2) -> RetryLayer<C2> {
         RetryLayer {
-            max_retries: self.max_retries,
-            backoff: self.backoff,
-            max_retry_after: self.max_retry_after,
-            total_timeout: self.total_timeout,
-            idempotency: self.idempotency,
-            classify,
-            on_retry: self.on_retry,
-            budget: self.budget,
-            counters: self.counters,
+            policy: self.policy.classify(classify),
         }
     }
 
@@ -222,43 +184,36 @@ impl<C> RetryLayer<C> {
     where
         F: Fn(&RetryEvent) + Send + Sync + 'static,
     {
-        self.on_retry = Some(Arc::new(f));
+        self.policy.on_retry = Some(Arc::new(f));
         self
     }
 
     /// A snapshot of the counters shared by every service this layer made.
     #[must_use]
     pub fn stats(&self) -> RetryStats {
-        self.counters.snapshot(&self.budget)
+        self.policy.stats()
     }
 }
 
 impl<C: Clone> Clone for RetryLayer<C> {
     fn clone(&self) -> Self {
         Self {
-            max_retries: self.max_retries,
-            backoff: self.backoff,
-            max_retry_after: self.max_retry_after,
-            total_timeout: self.total_timeout,
-            idempotency: self.idempotency.clone(),
-            classify: self.classify.clone(),
-            on_retry: self.on_retry.clone(),
-            budget: Arc::clone(&self.budget),
-            counters: Arc::clone(&self.counters),
+            policy: self.policy.clone(),
         }
     }
 }
 
 impl<C: fmt::Debug> fmt::Debug for RetryLayer<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = &self.policy;
         f.debug_struct("RetryLayer")
-            .field("max_retries", &self.max_retries)
-            .field("backoff", &self.backoff)
-            .field("max_retry_after", &self.max_retry_after)
-            .field("total_timeout", &self.total_timeout)
-            .field("idempotency", &self.idempotency)
-            .field("classify", &self.classify)
-            .field("on_retry", &self.on_retry.as_ref().map(|_| "Fn"))
+            .field("max_retries", &p.max_retries)
+            .field("backoff", &p.backoff)
+            .field("max_retry_after", &p.max_retry_after)
+            .field("total_timeout", &p.total_timeout)
+            .field("idempotency", &p.idempotency)
+            .field("classify", &p.classify)
+            .field("on_retry", &p.on_retry.as_ref().map(|_| "Fn"))
             .finish_non_exhaustive()
     }
 }
@@ -267,19 +222,6 @@ impl<S, C: Clone> Layer<S> for RetryLayer<C> {
     type Service = Retry<S, C>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Retry::from_policy(
-            inner,
-            Arc::new(Policy {
-                max_retries: self.max_retries,
-                backoff: self.backoff,
-                max_retry_after: self.max_retry_after,
-                total_timeout: self.total_timeout,
-                idempotency: self.idempotency.clone(),
-                classify: self.classify.clone(),
-                on_retry: self.on_retry.clone(),
-                budget: Arc::clone(&self.budget),
-                counters: Arc::clone(&self.counters),
-            }),
-        )
+        Retry::from_policy(inner, Arc::new(self.policy.clone()))
     }
 }

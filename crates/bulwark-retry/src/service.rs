@@ -9,23 +9,23 @@ use std::{
 use bulwark_http::{AsStdError, Classify, HttpClassifier};
 use http::{Request, Response};
 use tokio::time::Instant;
-use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::{event::RetryStats, future::ResponseFuture, layer::Policy, RetryLayer};
+use crate::{event::RetryStats, future::ResponseFuture, policy::Policy};
 
 /// Retries a request while its attempts are classified as retryable.
 ///
-/// Made by [`RetryLayer`]; see the [crate docs](crate) for the rules.
+/// Made by [`RetryLayer`](crate::RetryLayer); see the [crate docs](crate) for the rules.
 pub struct Retry<S, C = HttpClassifier> {
     inner: S,
     policy: Arc<Policy<C>>,
 }
 
 impl<S> Retry<S> {
-    /// Wraps `inner` with [`RetryLayer::new`]'s defaults.
+    /// Wraps `inner` with [`RetryLayer::new`](crate::RetryLayer::new)'s defaults (and a
+    /// budget of its own).
     pub fn new(inner: S) -> Self {
-        RetryLayer::new().layer(inner)
+        Self::from_policy(inner, Arc::new(Policy::new()))
     }
 }
 
@@ -52,7 +52,7 @@ impl<S, C> Retry<S, C> {
     /// A snapshot of the counters shared with the layer and its other services.
     #[must_use]
     pub fn stats(&self) -> RetryStats {
-        self.policy.counters.snapshot(&self.policy.budget)
+        self.policy.stats()
     }
 }
 

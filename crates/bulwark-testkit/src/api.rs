@@ -193,6 +193,7 @@ fn route(shared: &Shared, req: &ApiRequest<'_>, version: &str) -> Reply {
         ("GET", ["databases", id]) => ctx.get_database(id),
         ("POST", ["databases", id, "query"]) => ctx.query(id, Collection::Database),
         ("GET", ["data_sources", id]) => ctx.get_data_source(id),
+        ("PATCH", ["data_sources", id]) => ctx.update_data_source(id),
         ("POST", ["data_sources", id, "query"]) => ctx.query(id, Collection::DataSource),
         ("POST", ["search"]) => ctx.search(),
         ("GET", ["blocks", id]) => ctx.get_block(id),
@@ -349,6 +350,33 @@ impl Ctx<'_> {
         Ok(self.store().data_source_json())
     }
 
+    /// `PATCH /v1/data_sources/{id}`: `properties` changes the schema (see
+    /// [`Store::update_schema`]); `title` and `description` are checked (arrays) but kept
+    /// as they are.
+    fn update_data_source(&self, id: &str) -> Reply {
+        if normalize_id(id) != SEED_DATA_SOURCE_ID {
+            return Err(ApiError::not_found("data source", id));
+        }
+        let body = self.body()?;
+        for key in ["title", "description"] {
+            match body.get(key) {
+                None | Some(Value::Null | Value::Array(_)) => {}
+                Some(other) => {
+                    return Err(ApiError::invalid(format!(
+                        "body failed validation: body.{key} should be an array, instead was `{}`.",
+                        truncate(&other.to_string())
+                    )))
+                }
+            }
+        }
+        let mut store = self.store();
+        if let Some(changes) = body.get("properties") {
+            store.update_schema(changes).map_err(ApiError::invalid)?;
+        }
+        tracing::debug!(target: "bulwark_testkit", data_source_id = %id, "data source updated");
+        Ok(store.data_source_json())
+    }
+
     fn query(&self, id: &str, collection: Collection) -> Reply {
         let body = self.body()?;
         let (expected, kind, list_type) = match collection {
@@ -368,7 +396,7 @@ impl Ctx<'_> {
         // Filter and sort before paginating, so cursors walk the filtered, sorted rows.
         let query = Query::from_body(
             &body,
-            &Store::schema(),
+            &store.properties(),
             &rows,
             store.named_properties(),
             today,

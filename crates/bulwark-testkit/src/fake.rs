@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -67,9 +67,19 @@ impl FakeNotion {
     }
 
     /// The base URL, `http://127.0.0.1:PORT` (no trailing slash): give it
-    /// to an SDK as its base URL, requests go to `{url}/v1/…`.
+    /// to an SDK as its base URL, requests go to `{url}/v1/…`. A server bound
+    /// to every interface ([`bind`](FakeNotionBuilder::bind) `0.0.0.0` or
+    /// `[::]`) is named by its loopback address, which reaches it from this
+    /// machine.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let mut addr = self.addr;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(match addr.ip() {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            });
+        }
+        format!("http://{addr}")
     }
 
     /// The address the server listens on.
@@ -136,6 +146,21 @@ impl FakeNotion {
         self.core.status_indicator()
     }
 
+    /// Replaces the data source's schema. See [`InProcessNotion::set_schema`].
+    pub fn set_schema<I, N, T>(&self, properties: I)
+    where
+        I: IntoIterator<Item = (N, T)>,
+        N: Into<String>,
+        T: Into<String>,
+    {
+        self.core.set_schema(properties);
+    }
+
+    /// The data source's schema now. See [`InProcessNotion::schema`].
+    pub fn schema(&self) -> serde_json::Value {
+        self.core.schema()
+    }
+
     /// Stops accepting connections, lets in-flight requests finish (for at
     /// most a second), closes idle keep-alive connections and returns when
     /// every task of the server has ended.
@@ -164,6 +189,7 @@ impl Drop for FakeNotion {
 /// Nothing happens until [`start`](Self::start) is awaited.
 #[derive(Debug, Clone)]
 pub struct FakeNotionBuilder {
+    ip: IpAddr,
     port: u16,
     rate_limit: Option<RateLimit>,
     tokens: Option<HashSet<String>>,
@@ -178,6 +204,7 @@ pub struct FakeNotionBuilder {
 impl Default for FakeNotionBuilder {
     fn default() -> Self {
         Self {
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             port: 0,
             rate_limit: Some(RateLimit::new(3, 3)),
             tokens: None,
@@ -192,10 +219,22 @@ impl Default for FakeNotionBuilder {
 }
 
 impl FakeNotionBuilder {
-    /// The port to listen on (on 127.0.0.1). Defaults to 0: any free port.
+    /// The port to listen on (on 127.0.0.1 unless [`bind`](Self::bind)
+    /// said otherwise). Defaults to 0: any free port.
     #[must_use]
     pub fn port(mut self, port: u16) -> Self {
         self.port = port;
+        self
+    }
+
+    /// The address to listen on, port included (0 picks a free one).
+    /// Defaults to `127.0.0.1:0`. FakeNotion is a test double: it accepts
+    /// any token by default and its `/_fake/*` control routes need none, so
+    /// bind beyond loopback only on a network you trust.
+    #[must_use]
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.ip = addr.ip();
+        self.port = addr.port();
         self
     }
 
@@ -288,7 +327,8 @@ impl FakeNotionBuilder {
         self
     }
 
-    /// Binds `127.0.0.1:PORT` and starts serving on the current Tokio runtime.
+    /// Binds `127.0.0.1:PORT` (or the [`bind`](Self::bind) address) and
+    /// starts serving on the current Tokio runtime.
     ///
     /// # Errors
     ///
@@ -298,7 +338,7 @@ impl FakeNotionBuilder {
     ///
     /// When called outside a Tokio runtime.
     pub async fn start(self) -> io::Result<FakeNotion> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, self.port)).await?;
+        let listener = TcpListener::bind((self.ip, self.port)).await?;
         let addr = listener.local_addr()?;
         let core = self.in_process();
         let (shutdown, stop) = watch::channel(false);

@@ -134,6 +134,30 @@ impl InProcessNotion {
     pub fn status_indicator(&self) -> StatusIndicator {
         lock(&self.shared.status).indicator()
     }
+
+    /// Replaces the schema of the data source
+    /// [`SEED_DATA_SOURCE_ID`](crate::SEED_DATA_SOURCE_ID) with `(name, type)` pairs, e.g.
+    /// `[("Name", "title"), ("Status", "select")]`, each with an empty configuration. Keep
+    /// one `title`. `PATCH /v1/data_sources/{id}` changes it the way Notion does.
+    pub fn set_schema<I, N, T>(&self, properties: I)
+    where
+        I: IntoIterator<Item = (N, T)>,
+        N: Into<String>,
+        T: Into<String>,
+    {
+        let properties = properties
+            .into_iter()
+            .map(|(name, kind)| (name.into(), kind.into()))
+            .collect();
+        lock(&self.shared.store).set_schema(properties);
+    }
+
+    /// The data source's schema now, as `GET /v1/data_sources/{id}` renders its
+    /// `properties`: `{"Name": {"id": "title", "name": "Name", "type": "title", "title": {}}}`
+    /// at first.
+    pub fn schema(&self) -> serde_json::Value {
+        lock(&self.shared.store).properties()
+    }
 }
 
 impl<B> Service<Request<B>> for InProcessNotion

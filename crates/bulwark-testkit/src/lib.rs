@@ -1,12 +1,13 @@
 //! A fake Notion API on loopback, with rate limits and scripted faults, for
-//! bulwark's tests, examples and benches.
+//! bulwark's tests, examples and benches: a library for tests (published for
+//! `bulwark fake-notion`, whose flags and loop are [`cli`]).
 //!
 //! [`FakeNotion`] is a real HTTP/1.1 server on `127.0.0.1` that speaks the
 //! Notion API closely enough for the official SDKs:
 //!
 //! - **Endpoints:** `GET /v1/users/me`, `GET /v1/users[/{id}]`,
 //!   `POST /v1/pages`, `GET`/`PATCH /v1/pages/{id}`, `GET /v1/databases/{id}`,
-//!   `POST /v1/databases/{id}/query`, `GET /v1/data_sources/{id}`,
+//!   `POST /v1/databases/{id}/query`, `GET`/`PATCH /v1/data_sources/{id}`,
 //!   `POST /v1/data_sources/{id}/query`, `POST /v1/search`,
 //!   `GET /v1/blocks/{id}`, `GET`/`PATCH /v1/blocks/{id}/children`, with
 //!   cursor pagination (`page_size` ≤ 100, `start_cursor`, `next_cursor`,
@@ -22,10 +23,14 @@
 //!   like); `and` / `or` nested two levels deep; `sorts` by property or
 //!   timestamp, the first key most significant, empty values last. A bad
 //!   filter or sort answers Notion's 400 `validation_error` (`Could not find
-//!   property with name or id: X.` for an unknown property). The schema has
-//!   only `Name`, so a query may also name any property a row has or a
-//!   create / update of a row named, even one a fault kept from landing.
+//!   property with name or id: X.` for an unknown property). The schema
+//!   starts as `Name` alone; a query may also name any property a row has or
+//!   a create / update of a row named, even one a fault kept from landing.
 //!   Formula and rollup filters are not emulated.
+//! - **A changeable schema:** `PATCH /v1/data_sources/{id}` adds, renames,
+//!   re-types and removes properties as Notion documents it (`{"properties":
+//!   {"Status": {"select": {}}, "Old": null}}`), [`FakeNotion::set_schema`]
+//!   replaces the schema; `GET /v1/data_sources/{id}` returns it.
 //! - **Checks, in Notion's words:** 401 `unauthorized` (no or unknown bearer
 //!   token), 400 `missing_version` (no `Notion-Version`), 429 `rate_limited`
 //!   (per-token token bucket, integer `Retry-After`,
@@ -63,6 +68,7 @@
 //! on drop, restartable on the same port) for the tests of the Redis stores;
 //! without `redis-server` on `PATH` those tests say `SKIPPED` and return,
 //! unless `BULWARK_REQUIRE_REDIS=1` makes that a failure (as in CI).
+//! [`CapturedLogs`] collects what a test's thread logged through `tracing`.
 //!
 //! # Example
 //!
@@ -114,6 +120,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 mod api;
 mod bucket;
+pub mod cli;
 mod control;
 mod fake;
 mod fault;
@@ -121,6 +128,7 @@ pub mod fuzz;
 #[cfg(test)]
 mod hostile_inputs;
 mod in_process;
+mod logs;
 mod query;
 mod record;
 mod redis_server;
@@ -132,6 +140,7 @@ mod wire;
 pub use fake::{FakeNotion, FakeNotionBuilder};
 pub use fault::{Fault, FaultHandle, Matcher};
 pub use in_process::InProcessNotion;
+pub use logs::CapturedLogs;
 pub use record::RecordedRequest;
 pub use redis_server::{RedisServer, REDIS_TEST_LOG_VAR, REQUIRE_REDIS_VAR};
 pub use status::StatusIndicator;

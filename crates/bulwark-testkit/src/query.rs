@@ -6,7 +6,7 @@
 //! pass the filter, in the order of the sorts. Pagination comes after, on what is left.
 //! Pure: today's date (for `past_week` and the like) is an argument.
 //!
-//! FakeNotion's schema has only `Name`, and it does not check values against it, so the
+//! FakeNotion's schema starts as `Name` alone and it does not check values against it, so the
 //! properties a query may name are the schema's, every property a row has, and every
 //! property a request to create or update a row has named, even one a fault kept from
 //! landing (a real database has its properties before any row does). A property is found

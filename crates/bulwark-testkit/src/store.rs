@@ -8,6 +8,10 @@ use serde_json::{json, Map, Value};
 
 use crate::wire::{default_annotations, iso8601, new_id, plain_rich_text};
 
+mod schema;
+
+use schema::{apply_schema_change, schema_property};
+
 /// The id of the database that always exists (and holds the seeded pages).
 pub const SEED_DATABASE_ID: &str = "db_1";
 /// The id of the data source of [`SEED_DATABASE_ID`].
@@ -433,18 +437,30 @@ pub(crate) struct Store {
     /// Properties requests to create or update rows of the database have named (name →
     /// normalized property), landed or not: see [`Self::learn_properties`].
     named: Map<String, Value>,
+    /// The data source's schema (name → `{"id","name","type",<type>:{…}}`), starting as
+    /// [`Self::schema`]; changed by `PATCH /v1/data_sources/{id}` and
+    /// [`Self::set_schema`].
+    schema: Map<String, Value>,
+    /// When the schema last changed (the data source's `last_edited_time`).
+    schema_edited: String,
 }
 
 impl Store {
     /// A workspace holding the seeded database and `seed_pages` rows.
     pub(crate) fn new(seed_pages: usize) -> Self {
+        let created = iso8601(SystemTime::now());
         let mut store = Self {
             pages: Vec::new(),
             page_index: HashMap::new(),
             blocks: HashMap::new(),
             children: HashMap::new(),
-            created: iso8601(SystemTime::now()),
+            created: created.clone(),
             named: Map::new(),
+            schema: match Self::schema() {
+                Value::Object(schema) => schema,
+                _ => Map::new(),
+            },
+            schema_edited: created,
         };
         for i in 1..=seed_pages {
             let props = normalize_properties(Some(&json!({
@@ -678,9 +694,60 @@ impl Store {
         plain_rich_text(DATABASE_TITLE)
     }
 
-    /// The database schema shared by the database and its data source.
+    /// The seed schema the database and its data source start with: `Name`, the title.
     pub(crate) fn schema() -> Value {
         json!({"Name": {"id": "title", "name": "Name", "type": "title", "title": {}}})
+    }
+
+    /// The data source's schema now, as `GET /v1/data_sources/{id}` renders its
+    /// `properties`.
+    pub(crate) fn properties(&self) -> Value {
+        Value::Object(self.schema.clone())
+    }
+
+    /// Replaces the schema with `(name, type)` pairs, each property with an empty
+    /// configuration (`{"select": {}}`); the title keeps the id `title`.
+    pub(crate) fn set_schema(&mut self, properties: Vec<(String, String)>) {
+        self.schema = properties
+            .into_iter()
+            .map(|(name, kind)| {
+                let property = schema_property(&name, &kind, Value::Object(Map::new()), None);
+                (name, property)
+            })
+            .collect();
+        self.schema_edited = iso8601(SystemTime::now());
+    }
+
+    /// Applies the `properties` of a `PATCH /v1/data_sources/{id}` body as Notion documents
+    /// it, all or nothing: a key names an existing property (by name or id) or a new one;
+    /// `null` removes it, `{"name": "New"}` renames it, `{"<type>": {…}}` (or `"type"`)
+    /// changes its type and configuration or, for a new name, adds it.
+    ///
+    /// # Errors
+    /// Notion's `validation_error` message: not an object; removing, retyping or adding a
+    /// title property (a data source has exactly one); removing an unknown property; a new
+    /// property without a type; a rename onto an existing name.
+    pub(crate) fn update_schema(&mut self, changes: &Value) -> Result<(), String> {
+        let changes = match changes {
+            Value::Null => return Ok(()),
+            Value::Object(changes) => changes,
+            other => {
+                return Err(format!(
+                    "body failed validation: body.properties should be an object, instead was `{other}`."
+                ))
+            }
+        };
+        let mut schema = self.schema.clone();
+        for (key, change) in changes {
+            let existing = schema
+                .iter()
+                .find(|(name, p)| *name == key || p.get("id").and_then(Value::as_str) == Some(key))
+                .map(|(name, p)| (name.clone(), p.clone()));
+            apply_schema_change(&mut schema, key, existing, change)?;
+        }
+        self.schema = schema;
+        self.schema_edited = iso8601(SystemTime::now());
+        Ok(())
     }
 
     /// The seeded database object, as `version` renders it.
@@ -711,7 +778,7 @@ impl Store {
                     json!([{"id": SEED_DATA_SOURCE_ID, "name": DATABASE_TITLE}]),
                 );
             } else {
-                obj.insert("properties".to_owned(), Self::schema());
+                obj.insert("properties".to_owned(), self.properties());
             }
         }
         value
@@ -723,14 +790,14 @@ impl Store {
             "object": "data_source",
             "id": SEED_DATA_SOURCE_ID,
             "created_time": self.created,
-            "last_edited_time": self.created,
+            "last_edited_time": self.schema_edited,
             "created_by": {"object": "user", "id": BOT_USER_ID},
             "last_edited_by": {"object": "user", "id": BOT_USER_ID},
             "title": Self::database_title(),
             "description": [],
             "icon": null,
             "cover": null,
-            "properties": Self::schema(),
+            "properties": self.properties(),
             "parent": {"type": "database_id", "database_id": SEED_DATABASE_ID},
             "database_parent": {"type": "workspace", "workspace": true},
             "url": notion_url(SEED_DATABASE_ID),

@@ -17,11 +17,23 @@ use crate::proxy::{
     Proxy, ProxyConfig,
 };
 
+/// `bulwark proxy --help`, after the options.
+pub const AFTER_HELP: &str = "\
+Examples:
+  bulwark proxy --upstream https://api.notion.com                  # 127.0.0.1:7700
+  bulwark proxy --upstream http://127.0.0.1:7777 --port 0 --ready-file /tmp/proxy.json
+  bulwark proxy --upstream https://api.notion.com --access-log /var/log/bulwark/access.jsonl
+  bulwark report /var/log/bulwark/access.jsonl                     # then: what went wrong, when
+
+Requests without an Authorization header of their own use NOTION_TOKEN when it is set.
+Logs go to stdout (BULWARK_LOG=debug for more); Ctrl-C or SIGTERM stops it gracefully.";
+
 /// `bulwark proxy`: the Notion API at `--upstream`, behind the bulwark Notion preset.
 #[derive(Debug, Clone, clap::Args)]
+#[command(after_help = AFTER_HELP)]
 pub struct ProxyArgs {
     /// The Notion API to forward to: `https://api.notion.com`, or `http://127.0.0.1:7777` for
-    /// a FakeNotion (`cargo run -p bulwark-testkit`). Credentials in the URL are never sent or
+    /// a FakeNotion (`bulwark fake-notion`). Credentials in the URL are never sent or
     /// printed.
     #[arg(long, value_name = "URL")]
     pub upstream: String,
@@ -69,6 +81,11 @@ pub struct ProxyFlags {
     /// The largest request body forwarded, in bytes.
     #[arg(long = "max-body-bytes", value_name = "N", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+    /// Append one JSON line per request to FILE (created if missing): ts, method, route
+    /// template, request_bytes, status, duration_ms, attempts, cache, request_id. Never query
+    /// values, headers or bodies. Summarise it with `bulwark report FILE`.
+    #[arg(long = "access-log", value_name = "FILE")]
+    pub access_log: Option<PathBuf>,
 }
 
 /// A duration's whole milliseconds, for defaults shown in `--help`.
@@ -111,6 +128,9 @@ impl ProxyFlags {
         if let Some(ms) = self.max_wait_ms {
             config = config.max_wait(Duration::from_millis(ms));
         }
+        if let Some(path) = &self.access_log {
+            config = config.access_log(path.clone());
+        }
         config.validate()?;
         Ok(config)
     }
@@ -136,6 +156,7 @@ pub async fn run(upstream: &str, flags: &ProxyFlags) -> Result<(), BoxError> {
         max_retries = %flags.max_retries.map_or_else(|| "preset default".to_owned(), |n| n.to_string()),
         max_wait = %flags.max_wait_ms.map_or_else(|| "preset default".to_owned(), |ms| format!("{ms} ms")),
         max_connections = flags.max_connections,
+        access_log = %flags.access_log.as_ref().map_or_else(|| "off".to_owned(), |p| p.display().to_string()),
         "bulwark proxy listening"
     );
     if proxy.upstream().has_credentials() {

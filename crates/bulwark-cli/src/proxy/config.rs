@@ -3,6 +3,7 @@
 use std::{
     fmt,
     net::{Ipv4Addr, SocketAddr, SocketAddrV4},
+    path::PathBuf,
     time::Duration,
 };
 
@@ -64,6 +65,7 @@ pub struct ProxyConfig {
     pub(crate) max_uri_bytes: usize,
     pub(crate) max_header_bytes: usize,
     pub(crate) shutdown_grace: Duration,
+    pub(crate) access_log: Option<PathBuf>,
 }
 
 impl ProxyConfig {
@@ -90,6 +92,7 @@ impl ProxyConfig {
             max_uri_bytes: DEFAULT_MAX_URI_BYTES,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            access_log: None,
         })
     }
 
@@ -214,6 +217,30 @@ impl ProxyConfig {
         self
     }
 
+    /// Appends one JSON line per request to the file at `path` (created if missing), the
+    /// record Notion's 502-troubleshooting guide asks integrations to keep: UTC timestamp,
+    /// method, route template, request bytes, status, duration, upstream attempts, cache
+    /// outcome, Notion request id (see [`AccessRecord`](crate::proxy::AccessRecord) for the
+    /// line, `bulwark report` for a summary). Never a query value, a header or a body.
+    ///
+    /// Requests never wait for the disk: lines go through a bounded channel to a writer
+    /// thread, and when it is that far behind a line is dropped and counted
+    /// ([`ProxyStats::access_log_dropped`](crate::proxy::ProxyStats::access_log_dropped)).
+    /// A shutdown flushes the lines of every answered request. The file is opened by
+    /// [`Proxy::bind`](crate::proxy::Proxy::bind), which fails if it cannot be. Defaults to
+    /// none.
+    #[must_use]
+    pub fn access_log(mut self, path: impl Into<PathBuf>) -> Self {
+        self.access_log = Some(path.into());
+        self
+    }
+
+    /// The access log's path, if one is set.
+    #[must_use]
+    pub fn access_log_path(&self) -> Option<&std::path::Path> {
+        self.access_log.as_deref()
+    }
+
     /// Checks the values that interact or have bounds.
     ///
     /// # Errors
@@ -279,6 +306,7 @@ impl fmt::Debug for ProxyConfig {
             .field("max_uri_bytes", &self.max_uri_bytes)
             .field("max_header_bytes", &self.max_header_bytes)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("access_log", &self.access_log)
             .finish()
     }
 }

@@ -73,6 +73,12 @@ impl ConnTable {
     pub(crate) fn admit(self: &Arc<Self>) -> Admission {
         let mut conns = self.lock();
         let evicted = if conns.len() >= self.max {
+            // Evicted connections stay in the table until their tasks close them; on a loaded
+            // machine those tasks can lag behind a flood of new connections. Bound the
+            // descriptors they hold: past an eighth of the table in excess, refuse instead.
+            if conns.len() > self.max + self.max / 8 {
+                return Admission::Full;
+            }
             // A batch, so that a flood of new connections pays for one scan per batch, not
             // one per connection.
             if evict_oldest_idle(&mut conns, self.max / 32 + 1) == 0 {

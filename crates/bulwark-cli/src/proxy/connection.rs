@@ -16,6 +16,7 @@ use crate::proxy::{
     conn::ConnGuard,
     handler,
     io::{linger, ConnIo},
+    measure,
     state::Shared,
 };
 
@@ -58,6 +59,7 @@ pub(crate) async fn connection(stream: TcpStream, slot: ConnGuard, shared: Arc<S
         .layer(rejection_layer()) // bulwark's refusals -> Notion error bodies
         .map_request(move |req: Request<BufferedBody>| handler::to_upstream(&upstream, req))
         .layer(shared.notion.clone())
+        .map_request(measure::count_attempt::<BufferedBody>) // one per upstream call
         .service(shared.client.clone());
     let ctx = Arc::clone(&shared.ctx);
     let requests = Arc::clone(&state);

@@ -11,9 +11,11 @@ use tokio::time::Instant;
 use tower::{Service, ServiceExt};
 
 use crate::proxy::{
+    access_log::AccessLog,
     answer,
     body::{TimedBody, Tracked},
     conn::RequestGuard,
+    measure::{self, Arrival},
     route,
     upstream::Upstream,
 };
@@ -27,6 +29,8 @@ pub(crate) struct Ctx {
     pub(crate) body_read_timeout: Duration,
     /// `Keep-Alive: timeout=N`, from the idle timeout.
     pub(crate) keep_alive: HeaderValue,
+    /// `--access-log`, when set.
+    pub(crate) access_log: Option<AccessLog>,
 }
 
 /// The response body of every answer: the preset's (or its rendered refusal), or the
@@ -49,6 +53,10 @@ where
 {
     let started = Instant::now();
     let method = req.method().clone();
+    let arrival = ctx
+        .access_log
+        .as_ref()
+        .map(|_| Arrival::now(&method, access_route(&req), req.headers()));
     let (route, mut res) = match target(&req, &ctx) {
         Target::Refuse { route, answer } => (route, answer.map(Either::Right)),
         Target::Forward {
@@ -56,6 +64,9 @@ where
             route,
         } => {
             let (mut parts, body) = req.into_parts();
+            if let Some(arrival) = &arrival {
+                parts.extensions.insert(arrival.meter.clone());
+            }
             match Uri::try_from(path_and_query) {
                 Ok(uri) => {
                     parts.uri = uri;
@@ -84,8 +95,20 @@ where
             ctx.keep_alive.clone(),
         );
     }
-    access_log(&method, &route, &res, started);
+    log_request(&method, &route, &res, started);
+    if let (Some(log), Some(arrival)) = (&ctx.access_log, &arrival) {
+        log.log(&arrival.record(&res, started.elapsed()));
+    }
     Ok(res.map(|body| Tracked::new(body, guard)))
+}
+
+/// The route template the access log shows for `req`: `-` for CONNECT and TRACE and for
+/// targets off the Notion API.
+fn access_route<B>(req: &Request<B>) -> String {
+    if req.method() == Method::CONNECT || req.method() == Method::TRACE {
+        return "-".to_owned();
+    }
+    route::template(req.uri().path())
 }
 
 /// What becomes of a request, with its target as the log shows it.
@@ -138,9 +161,9 @@ fn target(req: &Request<Incoming>, ctx: &Ctx) -> Target {
     }
 }
 
-/// One line per request: method, route without query values, status, `Cache-Status`, time.
-/// Never a header (so never `Authorization`).
-fn access_log<B>(method: &Method, route: &str, res: &Response<B>, started: Instant) {
+/// One `tracing` event per request: method, route without query values, status,
+/// `Cache-Status`, time. Never a header (so never `Authorization`).
+fn log_request<B>(method: &Method, route: &str, res: &Response<B>, started: Instant) {
     let cache_status = res
         .headers()
         .get("cache-status")
@@ -166,6 +189,7 @@ pub(crate) fn to_upstream(
     upstream: &Upstream,
     mut req: Request<BufferedBody>,
 ) -> Request<BufferedBody> {
+    measure::measure_body(&req);
     let path_and_query = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
     match upstream.uri(path_and_query) {
         Ok(uri) => *req.uri_mut() = uri,

@@ -64,6 +64,19 @@
 //! Headers are never logged (so neither is `Authorization`), and the upstream prints without
 //! credentials (`http://<redacted>@host`) everywhere, the ready file included.
 //!
+//! # Access log
+//!
+//! With [`access_log`](ProxyConfig::access_log) (`--access-log FILE`), one JSON line per
+//! request is appended to a file ([`AccessRecord`] lists the fields): the route as a template
+//! (`/v1/pages/{id}`, only words of Notion's routes, never an id or a query), the request's
+//! size, status, duration, upstream attempts, cache outcome and Notion request id — the
+//! record Notion's 502-troubleshooting guide asks integrations to keep, summarised by
+//! [`bulwark report`](crate::report). Attempts are counted per request by a layer between the
+//! preset and the HTTP client (every retry's copy of the request shares one counter), so they
+//! include reconciliation read-backs. Lines go to a writer thread through a bounded channel:
+//! a request never waits for the disk; a line the writer has no room for is dropped and
+//! counted ([`ProxyStats::access_log_dropped`]).
+//!
 //! # Example
 //!
 //! ```no_run
@@ -83,6 +96,7 @@
 //! ```
 
 mod accept;
+mod access_log;
 mod answer;
 mod body;
 pub mod cli;
@@ -91,6 +105,8 @@ mod conn;
 mod connection;
 mod handler;
 mod io;
+mod measure;
+pub(crate) mod record;
 mod route;
 mod server;
 mod state;
@@ -101,5 +117,6 @@ pub use config::{
     DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_URI_BYTES, DEFAULT_SHUTDOWN_GRACE,
 };
+pub use record::{AccessRecord, BadRecord, CacheOutcome};
 pub use server::{Proxy, ProxyHandle, ProxyStats, StartError};
 pub use upstream::{redact_url, Upstream};

@@ -161,6 +161,58 @@ pub(crate) fn log_route(path: &str, query: Option<&str>) -> String {
     out
 }
 
+/// The words of the Notion API's routes (its OpenAPI paths, plus `file_uploads` and `oauth`):
+/// the only segments a [`template`] prints as they are.
+const ROUTE_WORDS: &[&str] = &[
+    "blocks",
+    "children",
+    "comments",
+    "complete",
+    "data_sources",
+    "databases",
+    "file_uploads",
+    "introspect",
+    "markdown",
+    "me",
+    "move",
+    "oauth",
+    "pages",
+    "properties",
+    "query",
+    "revoke",
+    "search",
+    "send",
+    "templates",
+    "token",
+    "users",
+];
+
+/// The route template of a request target for the access log: the normalised `/v1/…` path
+/// with every segment that is not a word of the Notion API's routes replaced by `{id}`
+/// (`/v1/pages/59833787-2cf9…` → `/v1/pages/{id}`, `/v1/data_sources/ds_1/query` →
+/// `/v1/data_sources/{id}/query`, `/v1/users/me` stays), no query at all; `-` when the path
+/// is not the Notion API's (see [`normalise_api_path`]). Only fixed words are ever printed, so
+/// no id, token or query value can reach the log, and routes group by endpoint.
+pub(crate) fn template(path: &str) -> String {
+    let Some(path) = normalise_api_path(path) else {
+        return "-".to_owned();
+    };
+    let mut out = String::with_capacity(path.len().min(64));
+    out.push_str("/v1");
+    for segment in path.trim_end_matches('/').split('/').skip(2) {
+        out.push('/');
+        if ROUTE_WORDS.contains(&segment) {
+            out.push_str(segment);
+        } else {
+            out.push_str("{id}");
+        }
+    }
+    if path.ends_with('/') {
+        out.push('/');
+    }
+    out
+}
+
 /// A query key printed as is: 1 to 64 of `A-Z a-z 0-9 _ - . [ ]`.
 fn is_plain_key(key: &str) -> bool {
     (1..=64).contains(&key.len())
@@ -268,6 +320,38 @@ mod tests {
         assert_eq!(log_route(&long, None).chars().count(), MAX_LOGGED_PATH + 1);
     }
 
+    #[test]
+    fn templates_keep_only_route_words() {
+        for (path, want) in [
+            (
+                "/v1/pages/59833787-2cf9-4fdf-8782-e53db20768a5",
+                "/v1/pages/{id}",
+            ),
+            ("/v1/pages", "/v1/pages"),
+            (
+                "/v1/pages/p1/properties/title",
+                "/v1/pages/{id}/properties/{id}",
+            ),
+            ("/v1/pages/p1/move", "/v1/pages/{id}/move"),
+            ("/v1/data_sources/ds_1/query", "/v1/data_sources/{id}/query"),
+            ("/v1/databases/db_1/query", "/v1/databases/{id}/query"),
+            ("/v1/blocks/b1/children", "/v1/blocks/{id}/children"),
+            ("/v1/users/me", "/v1/users/me"),
+            ("/v1/users/u1", "/v1/users/{id}"),
+            ("/v1/users/", "/v1/users/"),
+            ("/v1//users/./me", "/v1/users/me"),
+            ("/v1/search", "/v1/search"),
+            ("/v1/oauth/token", "/v1/oauth/token"),
+            ("/v1/secret_abc123", "/v1/{id}"),
+            ("/v1/PAGES/x", "/v1/{id}/{id}"),
+            ("/_fake/outage", "-"),
+            ("/v1/../x", "-"),
+            ("/", "-"),
+        ] {
+            assert_eq!(template(path), want, "{path}");
+        }
+    }
+
     proptest! {
         /// Whatever the path, a forwarded one is under /v1/, has no empty, `.` or `..`
         /// segments even once decoded, and normalising it again changes nothing.
@@ -279,6 +363,18 @@ mod tests {
                 prop_assert!(is_clean_path(trimmed), "{out}");
                 let again = normalise_api_path(&out);
                 prop_assert_eq!(again.as_deref(), Some(out.as_str()));
+            }
+        }
+
+        /// A template holds only `/v1`, route words and `{id}`, whatever the path.
+        #[test]
+        fn templates_print_only_route_words(path in "(/|[.]|%2[eE]|v1|pages|me|[A-Za-z0-9_%-]){0,24}") {
+            let t = template(&path);
+            if t != "-" {
+                prop_assert!(t.starts_with("/v1"), "{t}");
+                for segment in t.split('/').skip(2).filter(|s| !s.is_empty()) {
+                    prop_assert!(segment == "{id}" || ROUTE_WORDS.contains(&segment), "{t}");
+                }
             }
         }
 

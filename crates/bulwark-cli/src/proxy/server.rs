@@ -6,16 +6,21 @@ use std::{
     io,
     net::SocketAddr,
     sync::{atomic::Ordering, Arc},
+    time::Duration,
 };
 
 use bulwark_http::InvalidConfig;
 use bulwark_notion::NotionLayer;
 use http::HeaderValue;
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use hyper_util::{
+    client::legacy::{connect::HttpConnector, Client},
+    rt::TokioExecutor,
+};
 use tokio::{net::TcpListener, sync::watch, task::JoinSet};
 
 use crate::proxy::{
     accept::{is_out_of_descriptors, is_per_connection, listen, Backoff},
+    access_log::AccessLog,
     config::ProxyConfig,
     conn::{Admission, ConnTable},
     connection::{connection, refuse},
@@ -34,6 +39,9 @@ pub enum StartError {
     Io(io::Error),
     /// The TLS client could not be set up.
     Tls(rustls::Error),
+    /// The access log ([`ProxyConfig::access_log`]) could not be opened; the message names
+    /// the file.
+    AccessLog(io::Error),
 }
 
 impl fmt::Display for StartError {
@@ -42,6 +50,7 @@ impl fmt::Display for StartError {
             Self::Config(e) => write!(f, "{e}"),
             Self::Io(e) => write!(f, "cannot listen: {e}"),
             Self::Tls(e) => write!(f, "cannot set up TLS: {e}"),
+            Self::AccessLog(e) => write!(f, "cannot open the access log {e}"),
         }
     }
 }
@@ -52,6 +61,7 @@ impl std::error::Error for StartError {
             Self::Config(e) => Some(e),
             Self::Io(e) => Some(e),
             Self::Tls(e) => Some(e),
+            Self::AccessLog(e) => Some(e),
         }
     }
 }
@@ -73,6 +83,11 @@ pub struct ProxyStats {
     pub refused: u64,
     /// Failed `accept` calls (out of file descriptors, …), each followed by a back-off.
     pub accept_errors: u64,
+    /// Access log lines dropped because its writer was behind (the request never waits for
+    /// the disk); 0 without an access log.
+    pub access_log_dropped: u64,
+    /// Access log lines lost to write errors (a full disk, …).
+    pub access_log_write_errors: u64,
 }
 
 /// A cheap handle on a [`Proxy`]: its counters, and a way to stop it. Clones share the proxy.
@@ -94,6 +109,7 @@ impl ProxyHandle {
     #[must_use]
     pub fn stats(&self) -> ProxyStats {
         let c = &self.shared.counters;
+        let log = self.shared.ctx.access_log.as_ref();
         ProxyStats {
             open_connections: self.shared.table.len(),
             busy_connections: self.shared.table.busy(),
@@ -101,6 +117,8 @@ impl ProxyHandle {
             evicted: c.evicted.load(Ordering::Relaxed),
             refused: c.refused.load(Ordering::Relaxed),
             accept_errors: c.accept_errors.load(Ordering::Relaxed),
+            access_log_dropped: log.map_or(0, AccessLog::dropped),
+            access_log_write_errors: log.map_or(0, AccessLog::write_errors),
         }
     }
 
@@ -151,7 +169,8 @@ impl Proxy {
     /// # Errors
     /// [`StartError::Config`] when a setting is invalid ([`ProxyConfig::validate`], or the
     /// preset's own checks), [`StartError::Io`] when the address cannot be bound,
-    /// [`StartError::Tls`] when the TLS client cannot be set up.
+    /// [`StartError::Tls`] when the TLS client cannot be set up, [`StartError::AccessLog`]
+    /// when the access log cannot be opened.
     pub async fn bind(config: ProxyConfig) -> Result<Self, StartError> {
         config.validate().map_err(StartError::Config)?;
         let listener = listen(config.bind).map_err(StartError::Io)?;
@@ -178,18 +197,19 @@ impl Proxy {
         }
         let notion = preset.build().map_err(StartError::Config)?;
 
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-            .map_err(StartError::Tls)?
-            .https_or_http()
-            .enable_http1()
-            .build();
+        let https =
+            bulwark_notion::https_connector(HttpConnector::new()).map_err(StartError::Tls)?;
         let client: UpstreamClient = Client::builder(TokioExecutor::new()).build(https);
 
         let keep_alive =
             HeaderValue::from_str(&format!("timeout={}", config.idle_timeout.as_secs().max(1)))
                 .unwrap_or_else(|_| HeaderValue::from_static("timeout=1"));
+        let access_log = match &config.access_log {
+            Some(path) => Some(AccessLog::open(path).map_err(StartError::AccessLog)?),
+            None => None,
+        };
         let ctx = Arc::new(Ctx {
+            access_log,
             local: local_addr,
             max_uri_bytes: config.max_uri_bytes,
             body_read_timeout: config.body_read_timeout,
@@ -329,5 +349,10 @@ impl Proxy {
             }
         }
         tasks.shutdown().await;
+        // Every answered request's line is queued by now: have them written.
+        if let Some(log) = &shared.ctx.access_log {
+            log.close(shared.config.shutdown_grace.max(Duration::from_secs(1)))
+                .await;
+        }
     }
 }
