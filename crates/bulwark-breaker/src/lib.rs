@@ -148,3 +148,9 @@ pub use handle::{BreakerHandle, BreakerMetrics, BreakerState, Transition};
 pub use layer::{CircuitBreakerBuilder, CircuitBreakerLayer};
 pub use service::{CircuitBreaker, CircuitWait};
 pub use window::Window;
+
+#[cfg(feature = "serde")]
+mod config_file;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use config_file::{CircuitBreakerConfig, WindowConfig};

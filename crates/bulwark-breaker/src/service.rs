@@ -222,6 +222,12 @@ impl<S: Clone, C: Clone> CircuitBreaker<S, C> {
         let Some(wake_at) = next_try(now, retry_after, deadline) else {
             return ResponseFuture::rejected(retry_after, self.classify.clone());
         };
+        tracing::debug!(
+            target: "bulwark_breaker",
+            retry_after_ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX),
+            max_wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            "circuit open: waiting for it"
+        );
         let waiting = Waiting {
             sleep: None,
             wake_at,

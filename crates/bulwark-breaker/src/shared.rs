@@ -212,7 +212,7 @@ impl Core {
         self.rejections.fetch_add(1, Ordering::Relaxed);
         #[cfg(feature = "metrics")]
         metrics::counter!("bulwark_breaker_rejections_total").increment(1);
-        tracing::trace!(target: "bulwark_breaker", retry_after_ms = millis(retry_after), "rejected");
+        tracing::debug!(target: "bulwark_breaker", retry_after_ms = millis(retry_after), "refused: circuit open");
         Admission::Reject(retry_after)
     }
 

@@ -143,3 +143,9 @@ pub use redis;
 pub use redis_store::RedisStore;
 pub use service::TokenBucket;
 pub use stats::BucketStats;
+
+#[cfg(feature = "serde")]
+mod config_file;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use config_file::{RateConfig, TokenBucketConfig};

@@ -132,3 +132,9 @@ pub use redis_store::RedisStore;
 pub use service::{ResponseFuture, StaleCache};
 pub use stats::CacheStats;
 pub use status::CacheStatus;
+
+#[cfg(feature = "serde")]
+mod config_file;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use config_file::StaleCacheConfig;

@@ -321,7 +321,12 @@ fn stale_copy<ResB>(
         Fallback::Refused => values::hit(l.fresh, age, false),
         Fallback::Collapsed => values::STALE_COLLAPSED,
     };
-    tracing::info!(target: "bulwark_cache", age_s = age.as_secs(), "upstream failed: served a stale copy");
+    let reason = match why {
+        Fallback::Failed(_) => "upstream_failed",
+        Fallback::Refused => "refused_locally",
+        Fallback::Collapsed => "coalesced_failed",
+    };
+    tracing::info!(target: "bulwark_cache", age_s = age.as_secs(), age_ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX), reason, "served a stale copy");
     #[cfg(feature = "metrics")]
     metrics::counter!("bulwark_cache_stale_served_total").increment(1);
     Some(entry.respond(CacheStatus::Stale { age }, cache_status, now))
@@ -381,6 +386,7 @@ where
                     break;
                 }
                 Role::Follow(mut rx) => {
+                    tracing::debug!(target: "bulwark_cache", "following a coalesced request");
                     let settled = rx.wait_for(|o| *o != Outcome::Pending);
                     match config.coalesce_max_wait {
                         None => drop(settled.await),
@@ -396,6 +402,10 @@ where
                             if let Some(entry) =
                                 store.cache.get(&key).filter(|e| e.stored_at >= started)
                             {
+                                tracing::debug!(
+                                    target: "bulwark_cache",
+                                    "answered by the coalesced request"
+                                );
                                 return Ok(entry.respond(
                                     CacheStatus::Live,
                                     values::COLLAPSED,

@@ -25,7 +25,8 @@ use tower_service::Service;
 
 use crate::{
     defaults,
-    error::{NotionError, UnexpectedResponse},
+    error::{NotionError, UnexpectedResponse, REQUEST_ID_HEADER},
+    trace::record_request_id,
 };
 
 /// The default largest response body read: 32 MiB ([`defaults::MAX_RESPONSE_BYTES`]).
@@ -213,18 +214,61 @@ where
 }
 
 /// Builds the buffered response, attaching the parsed error to error responses.
+///
+/// Records the answer's `x-notion-request-id` on the current span (the request's
+/// `bulwark.request`) and emits one event per error answer (see [`notion_error_event`]).
 pub(crate) fn finish(mut parts: Parts, bytes: Bytes) -> Response<BufferedBody> {
+    if let Some(id) = parts
+        .headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        record_request_id(id);
+    }
     if parts.status.as_u16() >= 400 {
         match NotionError::from_response(parts.status, &parts.headers, &bytes) {
             Ok(err) => {
+                notion_error_event(&err);
                 parts.extensions.insert(err);
             }
             Err(unexpected) => {
+                tracing::warn!(
+                    target: "bulwark_notion",
+                    status = unexpected.status.as_u16(),
+                    request_id = unexpected.request_id.as_deref(),
+                    from_edge = unexpected.from_edge,
+                    content_type = unexpected.content_type.as_deref(),
+                    "unexpected answer (not a Notion error body)"
+                );
                 parts.extensions.insert::<UnexpectedResponse>(unexpected);
             }
         }
     }
     Response::from_parts(parts, BufferedBody::from(bytes))
+}
+
+/// One event per Notion error answer, at a level an on-call engineer can filter on: 429 at
+/// `debug` (the bucket and the retry layer handle it), 5xx at `warn`, 401/403 at `error`
+/// (a token or an integration share to fix), other 4xx at `info` (the caller's request).
+fn notion_error_event(err: &NotionError) {
+    macro_rules! event {
+        ($level:expr) => {
+            tracing::event!(
+                target: "bulwark_notion",
+                $level,
+                status = err.status.as_u16(),
+                code = err.code.as_str(),
+                request_id = err.request_id.as_deref(),
+                "Notion error"
+            )
+        };
+    }
+    match err.status.as_u16() {
+        429 => event!(tracing::Level::DEBUG),
+        401 | 403 => event!(tracing::Level::ERROR),
+        500.. => event!(tracing::Level::WARN),
+        _ => event!(tracing::Level::INFO),
+    }
 }
 
 #[cfg(test)]

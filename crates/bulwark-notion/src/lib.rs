@@ -96,6 +96,19 @@
 //! # #[cfg(not(feature = "client"))]
 //! # fn main() {}
 //! ```
+//!
+//! # Tracing
+//!
+//! Each request runs inside one `INFO` span, `bulwark.request` (target `bulwark_notion`), with
+//! the fields `http.method`, `http.route` (the path, never the query string), `attempts`,
+//! `notion.request_id` (of the last upstream answer, then of the final error),
+//! `http.status_code` and `outcome` (`ok`, `stale`, `http_error`, `rejected`, `error`); see
+//! [`NotionFuture`]. Every layer's decisions are events inside it — retries with their wait
+//! and its reason (`backoff` or `retry_after`), bucket waits, pauses and refusals, breaker
+//! transitions, refusals and waits, stale answers with their age, coalesced reads — and each
+//! Notion error answer is an event (`status`, `code`, `request_id`) at `DEBUG` for 429, `WARN`
+//! for 5xx, `ERROR` for 401/403 and `INFO` for other 4xx. The README lists them all. Bearer
+//! tokens appear in no event, span field or `Debug` output.
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -118,6 +131,7 @@ mod service;
 #[cfg(feature = "client")]
 mod tls;
 mod token;
+mod trace;
 
 pub use body::{
     NotionBody, NotionBodyLayer, ResponseFuture as NotionBodyFuture, DEFAULT_MAX_RESPONSE_BYTES,
@@ -138,9 +152,16 @@ pub use service::{Notion, NotionStack};
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub use tls::https_connector;
 pub use token::{token_key, TokenKey};
+pub use trace::NotionFuture;
 
 /// The README's examples and defaults table, compiled (and run, where they need no network) as
 /// doc tests.
 #[cfg(all(doctest, feature = "client"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+#[cfg(feature = "serde")]
+mod config_file;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use config_file::{ConfigError, NotionConfig};

@@ -756,6 +756,12 @@ where
                     Write::Create(_) => Reconciled::Found,
                     _ => Reconciled::Verified,
                 };
+                tracing::info!(
+                    target: "bulwark_notion",
+                    path = copy.parts.uri.path(),
+                    reconciled = how.as_str(),
+                    "bulwark: the ambiguous write was applied; answered from the lookup"
+                );
                 return Ok(answer(&page, request_id, how));
             }
             Seen::Unknown(why) => return maybe_applied(result, &copy, Some(why)),
@@ -770,6 +776,7 @@ where
             Seen::Absent => {
                 resends += 1;
                 tracing::debug!(
+                    target: "bulwark_notion",
                     path = copy.parts.uri.path(),
                     resends,
                     "bulwark: the ambiguous write was not applied; sending it again"
@@ -925,7 +932,8 @@ fn maybe_applied(
     match result {
         Ok(res) => {
             if let Some(why) = why {
-                tracing::debug!(
+                tracing::warn!(
+                    target: "bulwark_notion",
                     path = copy.parts.uri.path(),
                     why,
                     "bulwark: cannot tell whether the write was applied"

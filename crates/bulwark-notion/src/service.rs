@@ -26,6 +26,7 @@ use crate::{
     reconcile::Reconcile,
     routes,
     token::TokenKey,
+    trace::{request_span, NotionFuture},
 };
 
 /// The composed stack inside [`Notion`], outermost first.
@@ -125,7 +126,7 @@ where
 {
     type Response = Response<CacheBody<BufferedBody>>;
     type Error = BoxError;
-    type Future = <NotionStack<S> as Service<Request<BufferedBody>>>::Future;
+    type Future = NotionFuture<<NotionStack<S> as Service<Request<BufferedBody>>>::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx)
@@ -166,6 +167,10 @@ where
                 *req.body_mut() = BufferedBody::from(canonical);
             }
         }
-        self.inner.call(req)
+        // One span per request, opened before any layer decides anything (free when no
+        // subscriber wants it); the stack's `call` runs inside it too.
+        let span = request_span(&req);
+        let future = span.in_scope(|| self.inner.call(req));
+        NotionFuture::new(future, span)
     }
 }

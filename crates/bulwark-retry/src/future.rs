@@ -188,6 +188,12 @@ where
                     let result = ready!(future.poll(cx));
                     let policy = &**this.policy;
                     let class = policy.classify.classify_result(&result);
+                    tracing::trace!(
+                        target: "bulwark_retry",
+                        attempt = *this.attempt,
+                        class = class.as_str(),
+                        "attempt answered"
+                    );
                     // Without a kept request, `attempt > max_retries`: `decide` gives up.
                     let (cached, request) = (&mut *this.idempotent, this.request.as_ref());
                     let decision = decide(
@@ -200,9 +206,13 @@ where
                     );
                     let (wait, from_retry_after, slot) = match decision {
                         Ok(retry) => retry,
-                        Err(None) => return Poll::Ready(result),
+                        Err(None) => {
+                            record_attempts(*this.attempt);
+                            return Poll::Ready(result);
+                        }
                         Err(Some(reason)) => {
                             give_up(policy, class, *this.attempt, reason);
+                            record_attempts(*this.attempt);
                             return Poll::Ready(result);
                         }
                     };
@@ -220,6 +230,7 @@ where
                         class = class.as_str(),
                         wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
                         from_retry_after,
+                        wait_reason = if from_retry_after { "retry_after" } else { "backoff" },
                         "retrying"
                     );
                     #[cfg(feature = "metrics")]
@@ -265,6 +276,16 @@ where
                 }
             }
         }
+    }
+}
+
+/// Records how many attempts a request took on the current span's `attempts` field — the
+/// request's span when a caller opened one with that field (the Notion preset's
+/// `bulwark.request`); a no-op otherwise, and free without a subscriber.
+fn record_attempts(attempts: u32) {
+    // The span is `INFO`: with no subscriber at that level, not even a thread-local look-up.
+    if tracing::level_enabled!(tracing::Level::INFO) {
+        tracing::Span::current().record("attempts", attempts);
     }
 }
 

@@ -121,3 +121,9 @@ pub use budget::RetryBudget;
 pub use event::{GiveUp, RetryEvent, RetryStats};
 pub use layer::RetryLayer;
 pub use service::Retry;
+
+#[cfg(feature = "serde")]
+mod config_file;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use config_file::{BackoffConfig, BackoffKind, JitterConfig, RetryConfig};

@@ -55,6 +55,22 @@ impl CapturedLogs {
         tracing::subscriber::set_default(subscriber)
     }
 
+    /// Like [`capture`](Self::capture), but everything down to `TRACE`, with each span's
+    /// fields printed again when it closes (so fields recorded late, such as a request's
+    /// `attempts` or `outcome`, are in the text too): for tests that check what is *never*
+    /// logged, at any level.
+    #[must_use = "capturing stops when the guard is dropped"]
+    pub fn capture_all(&self) -> DefaultGuard {
+        let logs = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_ansi(false)
+            .with_writer(move || logs.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
     /// Everything captured so far.
     #[must_use]
     pub fn text(&self) -> String {

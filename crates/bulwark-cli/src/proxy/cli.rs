@@ -14,6 +14,7 @@ use crate::proxy::{
         DEFAULT_BODY_READ_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
         DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
     },
+    config_file::ConfigFile,
     Proxy, ProxyConfig,
 };
 
@@ -24,6 +25,7 @@ Examples:
   bulwark proxy --upstream http://127.0.0.1:7777 --port 0 --ready-file /tmp/proxy.json
   bulwark proxy --upstream https://api.notion.com --access-log /var/log/bulwark/access.jsonl
   bulwark report /var/log/bulwark/access.jsonl                     # then: what went wrong, when
+  bulwark proxy --upstream https://api.notion.com --config bulwark.toml  # see bulwark.example.toml
 
 Requests without an Authorization header of their own use NOTION_TOKEN when it is set.
 Logs go to stdout (BULWARK_LOG=debug for more); Ctrl-C or SIGTERM stops it gracefully.";
@@ -86,6 +88,11 @@ pub struct ProxyFlags {
     /// values, headers or bodies. Summarise it with `bulwark report FILE`.
     #[arg(long = "access-log", value_name = "FILE")]
     pub access_log: Option<PathBuf>,
+    /// Read settings from a TOML file: the proxy's own in a `proxy` table, the preset's in
+    /// `notion`, `notion.retry`, `notion.breaker`, `notion.bucket` and `notion.cache` (see
+    /// bulwark.example.toml). Flags given on the command line win over the file.
+    #[arg(long = "config", value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
 }
 
 /// A duration's whole milliseconds, for defaults shown in `--help`.
@@ -145,7 +152,11 @@ impl ProxyFlags {
 /// message ever holds the upstream URL's credentials.
 pub async fn run(upstream: &str, flags: &ProxyFlags) -> Result<(), BoxError> {
     let token = std::env::var("NOTION_TOKEN").ok().filter(|t| !t.is_empty());
-    let config = flags.config(upstream, token)?;
+    let mut config = flags.config(upstream, token)?;
+    if let Some(path) = &flags.config_file {
+        config = ConfigFile::load(path)?.apply(config, flags);
+        config.validate()?;
+    }
     let proxy = Proxy::bind(config.clone()).await?;
     let proxy_url = proxy.url();
     let upstream = proxy.upstream().to_string();

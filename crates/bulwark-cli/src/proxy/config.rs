@@ -66,6 +66,9 @@ pub struct ProxyConfig {
     pub(crate) max_header_bytes: usize,
     pub(crate) shutdown_grace: Duration,
     pub(crate) access_log: Option<PathBuf>,
+    /// The preset's settings from a configuration file (`[notion]`), applied before the
+    /// proxy's own (`token`, `max_retries`, `max_wait`).
+    pub(crate) notion: Option<bulwark_notion::NotionConfig>,
 }
 
 impl ProxyConfig {
@@ -93,6 +96,7 @@ impl ProxyConfig {
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             access_log: None,
+            notion: None,
         })
     }
 
@@ -235,6 +239,15 @@ impl ProxyConfig {
         self
     }
 
+    /// The Notion preset's settings (the `[notion]` table of a configuration file), applied
+    /// before [`token`](Self::token), [`max_retries`](Self::max_retries) and
+    /// [`max_wait`](Self::max_wait), which win. Defaults to none: the preset's defaults.
+    #[must_use]
+    pub fn notion(mut self, notion: bulwark_notion::NotionConfig) -> Self {
+        self.notion = Some(notion);
+        self
+    }
+
     /// The access log's path, if one is set.
     #[must_use]
     pub fn access_log_path(&self) -> Option<&std::path::Path> {
@@ -307,6 +320,7 @@ impl fmt::Debug for ProxyConfig {
             .field("max_header_bytes", &self.max_header_bytes)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("access_log", &self.access_log)
+            .field("notion", &self.notion.as_ref().map(|_| "<from file>"))
             .finish()
     }
 }

@@ -101,6 +101,7 @@ mod answer;
 mod body;
 pub mod cli;
 mod config;
+pub mod config_file;
 mod conn;
 mod connection;
 mod handler;

@@ -186,6 +186,11 @@ impl Proxy {
         let local_addr = listener.local_addr().map_err(StartError::Io)?;
 
         let mut preset = NotionLayer::builder();
+        if let Some(notion) = &config.notion {
+            preset = preset
+                .config(notion.clone())
+                .map_err(|e| StartError::Config(e.invalid().clone()))?;
+        }
         if let Some(token) = &config.token {
             preset = preset.token(token.clone());
         }
