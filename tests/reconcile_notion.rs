@@ -436,3 +436,38 @@ async fn settling_is_bounded_by_the_write_wait_during_an_outage() {
     assert!(took <= std::time::Duration::from_secs(65), "took {took:?}");
     assert_eq!(with_key(&fake, "k-9"), 0);
 }
+
+/// With `check_limits`, a request over one of Notion's size limits never leaves: the client
+/// gets the limit by name, FakeNotion sees nothing.
+#[tokio::test]
+async fn oversized_requests_fail_locally_with_the_limit_named() {
+    let fake = FakeNotion::builder()
+        .no_rate_limit()
+        .tokens([TOKEN])
+        .start()
+        .await
+        .unwrap();
+    let client = Client::builder(TOKEN)
+        .base_url(fake.url())
+        .preset(|p| p.check_limits(true))
+        .build()
+        .unwrap();
+    let blocks: Vec<Value> = (0..101)
+        .map(|_| json!({"paragraph": {"rich_text": [{"text": {"content": "x"}}]}}))
+        .collect();
+    let mut body = create_body("big");
+    body["children"] = Value::Array(blocks);
+    let err = client.post("pages", body).await.unwrap_err();
+    let Error::LimitExceeded(exceeded) = &err else {
+        panic!("not LimitExceeded: {err:?}");
+    };
+    assert_eq!(
+        exceeded.limit,
+        bulwark::notion::limits::NotionLimit::Children
+    );
+    assert_eq!(exceeded.path, "children");
+    assert!(fake.requests().is_empty(), "nothing was sent");
+    // Within the limits, the same client sends as usual.
+    let page = client.post("pages", create_body("small")).await.unwrap();
+    assert_eq!(page["object"], "page");
+}

@@ -33,6 +33,7 @@ impl NotionLayer {
 /// Builds a [`NotionLayer`]: Notion's defaults, each overridable. See [`NotionLayer`].
 #[must_use]
 pub struct NotionLayerBuilder {
+    check_limits: bool,
     token: Option<String>,
     version: String,
     user_agent: String,
@@ -60,6 +61,7 @@ impl fmt::Debug for NotionLayerBuilder {
             .field("breaker", &self.breaker)
             .field("bucket", &self.bucket)
             .field("cache", &self.cache)
+            .field("check_limits", &self.check_limits)
             .finish()
     }
 }
@@ -101,6 +103,7 @@ impl NotionLayerBuilder {
             .keyed(token_key as TokenKey);
         let cache = default_cache();
         Self {
+            check_limits: defaults::CHECK_LIMITS,
             token: None,
             version: defaults::NOTION_VERSION.to_owned(),
             user_agent: defaults::USER_AGENT.to_owned(),
@@ -211,6 +214,37 @@ impl NotionLayerBuilder {
     /// ```
     pub fn reconcile_page_updates(mut self, on: bool) -> Self {
         self.reconcile.page_updates = on;
+        self
+    }
+
+    /// Whether a request that breaks one of Notion's documented size limits (500 KB body,
+    /// 1 000 blocks, 100 children, 2 levels of nesting, 2 000 characters of rich text, 100
+    /// elements per array, `page_size` ≤ 100 — see [`limits`](crate::limits)) is refused
+    /// before it is sent, with a [`LimitExceeded`](crate::limits::LimitExceeded) error naming
+    /// the limit and where it was broken, instead of a round trip (after a token) and Notion's
+    /// `400 validation_error`. Defaults to [`defaults::CHECK_LIMITS`], off: a request is
+    /// then sent as it is and Notion judges it.
+    ///
+    /// ```
+    /// use bulwark_http::BufferedBody;
+    /// use bulwark_notion::{limits::LimitExceeded, NotionLayer};
+    /// use http::Request;
+    /// use tower::{service_fn, Layer, ServiceExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let layer = NotionLayer::builder().check_limits(true).build().unwrap();
+    /// let never_called = service_fn(|_req: Request<BufferedBody>| async {
+    ///     Err::<http::Response<BufferedBody>, bulwark_http::BoxError>("sent".into())
+    /// });
+    /// let body = r#"{"page_size": 500}"#;
+    /// let req = Request::post("https://api.notion.com/v1/search").body(BufferedBody::from(body)).unwrap();
+    /// let err = layer.layer(never_called).oneshot(req).await.unwrap_err();
+    /// assert!(err.downcast_ref::<LimitExceeded>().is_some(), "{err}");
+    /// # }
+    /// ```
+    pub fn check_limits(mut self, on: bool) -> Self {
+        self.check_limits = on;
         self
     }
 
@@ -384,6 +418,7 @@ impl NotionLayerBuilder {
                 version,
                 user_agent,
                 canonical_bodies: cache_on,
+                check_limits: self.check_limits,
                 write_max_wait: CircuitWait(self.write_max_wait),
                 cache_on,
             }),

@@ -53,6 +53,9 @@ pub enum Error {
     /// that bulwark could not settle; see [`reconcile`](crate::reconcile)). Check before
     /// sending it again; [`MaybeApplied::notion`] holds Notion's error when it answered one.
     MaybeApplied(Box<MaybeApplied>),
+    /// The request breaks one of Notion's documented size limits and was not sent (with
+    /// [`check_limits`](crate::NotionLayerBuilder::check_limits) on).
+    LimitExceeded(crate::limits::LimitExceeded),
     /// The request could not be built (a path or query that is not a valid URI).
     InvalidRequest(String),
 }
@@ -83,6 +86,7 @@ impl fmt::Display for Error {
             Self::UnexpectedResponse(err) => err.fmt(f),
             Self::Transport(err) => write!(f, "Notion request failed: {err}"),
             Self::MaybeApplied(err) => err.fmt(f),
+            Self::LimitExceeded(err) => err.fmt(f),
             Self::InvalidRequest(why) => write!(f, "invalid Notion request: {why}"),
         }
     }
@@ -95,6 +99,7 @@ impl std::error::Error for Error {
             Self::UnexpectedResponse(err) => Some(err),
             Self::Transport(err) => Some(&**err),
             Self::MaybeApplied(err) => Some(&**err),
+            Self::LimitExceeded(err) => Some(err),
             Self::InvalidRequest(_) => None,
         }
     }
@@ -427,7 +432,10 @@ fn local_error(err: BoxError) -> Error {
         }
         _ => match err.downcast::<MaybeApplied>() {
             Ok(maybe) => Error::MaybeApplied(maybe),
-            Err(err) => Error::Transport(err),
+            Err(err) => match err.downcast::<crate::limits::LimitExceeded>() {
+                Ok(exceeded) => Error::LimitExceeded(*exceeded),
+                Err(err) => Error::Transport(err),
+            },
         },
     }
 }

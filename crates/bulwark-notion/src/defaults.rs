@@ -59,6 +59,11 @@ pub const SLOW_CALL_THRESHOLD: Duration = Duration::from_secs(90);
 /// (measured by `cargo bench --bench outcomes`, profile `slow`).
 pub const COALESCE_MAX_WAIT: Duration = Duration::from_secs(2);
 
+/// Whether requests that break Notion's size limits are refused before they are sent
+/// ([`NotionLayerBuilder::check_limits`](crate::NotionLayerBuilder::check_limits)). Off: the
+/// check reads each body once more, and Notion's own answer stays the authority.
+pub const CHECK_LIMITS: bool = false;
+
 /// Whether a page update (`PATCH /v1/pages/{id}`) that fails ambiguously is read back and
 /// settled ([`NotionLayerBuilder::reconcile_page_updates`](crate::NotionLayerBuilder::reconcile_page_updates)).
 pub const RECONCILE_PAGE_UPDATES: bool = true;

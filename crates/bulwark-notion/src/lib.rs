@@ -124,6 +124,7 @@ mod headers;
 #[cfg(test)]
 mod hostile_inputs;
 mod layer;
+pub mod limits;
 pub mod reconcile;
 pub mod rejection;
 pub mod routes;

@@ -51,6 +51,8 @@ pub(crate) struct RequestHeaders {
     pub(crate) user_agent: HeaderValue,
     /// Rewrite read-only POST bodies canonically (only worth it with the cache on).
     pub(crate) canonical_bodies: bool,
+    /// Refuse requests that break Notion's size limits before sending them.
+    pub(crate) check_limits: bool,
     /// How long a request without a stored copy waits for an open circuit.
     pub(crate) write_max_wait: CircuitWait,
     /// The stale cache is on (cacheable reads have a copy to fall back on).
@@ -170,6 +172,11 @@ where
         // One span per request, opened before any layer decides anything (free when no
         // subscriber wants it); the stack's `call` runs inside it too.
         let span = request_span(&req);
+        if self.headers.check_limits && !req.body().as_ref().is_empty() {
+            if let Err(exceeded) = crate::limits::check(req.body().as_ref()) {
+                return NotionFuture::refused(Box::new(exceeded), span);
+            }
+        }
         let future = span.in_scope(|| self.inner.call(req));
         NotionFuture::new(future, span)
     }

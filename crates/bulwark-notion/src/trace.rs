@@ -56,14 +56,29 @@ pin_project! {
     #[derive(Debug)]
     pub struct NotionFuture<F> {
         #[pin]
-        inner: F,
+        inner: Option<F>,
+        // A request refused before it reached the stack (a Notion limit it breaks).
+        refused: Option<BoxError>,
         span: Span,
     }
 }
 
 impl<F> NotionFuture<F> {
     pub(crate) const fn new(inner: F, span: Span) -> Self {
-        Self { inner, span }
+        Self {
+            inner: Some(inner),
+            refused: None,
+            span,
+        }
+    }
+
+    /// A future that fails at once with `error`, never calling the stack.
+    pub(crate) const fn refused(error: BoxError, span: Span) -> Self {
+        Self {
+            inner: None,
+            refused: Some(error),
+            span,
+        }
     }
 }
 
@@ -71,12 +86,18 @@ impl<F, B> Future for NotionFuture<F>
 where
     F: Future<Output = Result<Response<B>, BoxError>>,
 {
-    type Output = F::Output;
+    type Output = Result<Response<B>, BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let _entered = this.span.enter();
-        let result = ready!(this.inner.poll(cx));
+        let result = match this.inner.as_pin_mut() {
+            Some(inner) => ready!(inner.poll(cx)),
+            None => Err(this
+                .refused
+                .take()
+                .unwrap_or_else(|| "the request future was polled after it completed".into())),
+        };
         if !this.span.is_disabled() {
             record_end(this.span, &result);
         }
