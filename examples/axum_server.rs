@@ -8,14 +8,21 @@
 //!   if it succeeds, the circuit closes.
 //!
 //! [`RejectionResponseLayer`] turns both refusals into responses. The control routes
-//! `POST /upstream/down` and `POST /upstream/up` are added after the layers, so they are
-//! neither rate-limited nor guarded.
+//! `POST /upstream/down` and `POST /upstream/up` and `GET /metrics` are added after the layers,
+//! so they are neither rate-limited nor guarded.
+//!
+//! `GET /metrics` serves the layers' metrics in Prometheus text format
+//! (`metrics-exporter-prometheus`; with the `metrics` feature, the layers record requests by
+//! outcome, the breaker's state and transitions, the bucket's waits), each layer under the
+//! `name` it was given (`api`, `upstream`).
 //!
 //! ```sh
 //! cargo run --example axum_server            # serves on 127.0.0.1:0, sends itself a scripted
 //!                                            # set of requests, prints each answer, exits 0
+//! cargo run --example axum_server --features metrics  # the same, and prints its /metrics
 //! cargo run --example axum_server -- --serve # keeps serving on 127.0.0.1:3000
 //! curl -i localhost:3000/ ; curl -X POST localhost:3000/upstream/down ; curl -i localhost:3000/flaky
+//! curl localhost:3000/metrics
 //! ```
 
 use std::{
@@ -44,6 +51,7 @@ use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
     rt::TokioExecutor,
 };
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tower::ServiceBuilder;
 
 /// Whether the pretend upstream behind `/flaky` is up.
@@ -63,9 +71,20 @@ async fn set_upstream(State(upstream): State<Upstream>, up: bool) -> StatusCode 
     StatusCode::NO_CONTENT
 }
 
+/// The Prometheus recorder, installed before the first request (each layer registers its
+/// metrics on first use), with buckets for the `*_seconds` histograms.
+fn install_prometheus() -> Result<PrometheusHandle, BoxError> {
+    let buckets = [0.001, 0.01, 0.1, 0.5, 1.0, 5.0, 30.0];
+    Ok(PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)?
+        .install_recorder()?)
+}
+
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
+    let prometheus = install_prometheus()?;
     let limit = TokenBucketLayer::new(Rate::per_second(5))
+        .name("api")
         .burst(5)
         .max_wait(Duration::ZERO) // reject, don't queue: this is a server
         .emit_headers(true)
@@ -75,6 +94,7 @@ async fn main() -> Result<(), BoxError> {
                 .map(|info| info.0.ip())
         });
     let breaker = CircuitBreakerLayer::builder()
+        .name("upstream")
         .consecutive_failures(3)
         .break_duration(Duration::from_secs(2))
         .build()?;
@@ -105,6 +125,10 @@ async fn main() -> Result<(), BoxError> {
         .route(
             "/upstream/up",
             post(|s: State<Upstream>| set_upstream(s, true)),
+        )
+        .route(
+            "/metrics",
+            get(move || std::future::ready(prometheus.render())),
         )
         .with_state(upstream);
 
@@ -185,6 +209,21 @@ async fn main() -> Result<(), BoxError> {
     );
     let metrics = breaker.handle().metrics();
     println!("\nbreaker metrics: {metrics:?}");
+
+    println!("\n== GET /metrics (Prometheus text format), bulwark's series ==");
+    let scrape = demo.send(Method::GET, "/metrics").await?;
+    for line in scrape.body.lines().filter(|l| l.starts_with("bulwark_")) {
+        println!("{line}");
+    }
+    let exported = scrape
+        .body
+        .contains(r#"bulwark_breaker_transitions_total{name="upstream",to="open"}"#);
+    if cfg!(feature = "metrics") && !exported {
+        return Err("the breaker's transitions are missing from /metrics".into());
+    }
+    if !cfg!(feature = "metrics") {
+        println!("(none: the layers record metrics with `--features metrics`)");
+    }
 
     server.abort();
     let recovered = probe.status == 200 && matches!(breaker.handle().state(), BreakerState::Closed);

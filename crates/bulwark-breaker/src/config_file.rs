@@ -32,6 +32,9 @@ use crate::{
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct CircuitBreakerConfig {
+    /// [`CircuitBreakerBuilder::name`]: the `name` label of the layer's metrics.
+    #[serde(default)]
+    pub name: Option<String>,
     /// [`CircuitBreakerBuilder::failure_ratio`].
     #[serde(default)]
     pub failure_ratio: Option<f64>,
@@ -100,6 +103,9 @@ impl CircuitBreakerConfig {
         self,
         mut builder: CircuitBreakerBuilder<C>,
     ) -> Result<CircuitBreakerBuilder<C>, InvalidConfig> {
+        if let Some(name) = self.name {
+            builder = builder.name(name);
+        }
         if let Some(ratio) = self.failure_ratio {
             builder = builder.failure_ratio(ratio);
         }

@@ -234,6 +234,7 @@ where
                                         continue;
                                     }
                                     None => {
+                                        core.metrics.rejected();
                                         return Poll::Ready(Err(
                                             CircuitOpen::new(retry_after).into()
                                         ));
@@ -249,6 +250,7 @@ where
                                 });
                             }
                         }
+                        core.metrics.waited();
                         waiting.admitted = true;
                     }
                     // Admitted: only now take the inner service's readiness (a permit of a

@@ -1,6 +1,6 @@
 //! [`CircuitBreakerLayer`] and [`CircuitBreakerBuilder`].
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{borrow::Cow, fmt, sync::Arc, time::Duration};
 
 use bulwark_http::{Classify, HttpClassifier, InvalidConfig};
 use tower_layer::Layer;
@@ -55,6 +55,7 @@ impl CircuitBreakerLayer {
             threshold_set_by: "slow_call_threshold",
             classify: HttpClassifier,
             on_transition: None,
+            name: Cow::Borrowed(bulwark_http::DEFAULT_NAME),
         }
     }
 }
@@ -111,6 +112,7 @@ pub struct CircuitBreakerBuilder<C = HttpClassifier> {
     threshold_set_by: &'static str,
     classify: C,
     on_transition: Option<OnTransition>,
+    name: Cow<'static, str>,
 }
 
 /// The default [`slow_call_threshold`](CircuitBreakerBuilder::slow_call_threshold).
@@ -119,6 +121,7 @@ const DEFAULT_SLOW_CALL_THRESHOLD: Duration = Duration::from_secs(1);
 impl<C: fmt::Debug> fmt::Debug for CircuitBreakerBuilder<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CircuitBreakerBuilder")
+            .field("name", &self.name)
             .field("config", &self.config)
             .field("classify", &self.classify)
             .finish_non_exhaustive()
@@ -245,7 +248,22 @@ impl<C> CircuitBreakerBuilder<C> {
             threshold_set_by: self.threshold_set_by,
             classify,
             on_transition: self.on_transition,
+            name: self.name,
         }
+    }
+
+    /// The instance name: the `name` label of this breaker's metrics (feature `metrics`, see
+    /// `bulwark_http::metrics`), so that two breakers in one process keep separate series
+    /// (`bulwark_breaker_state{name="…"}`). Defaults to `"default"`.
+    ///
+    /// ```
+    /// let layer = bulwark_breaker::CircuitBreakerLayer::builder().name("billing-api").build()?;
+    /// assert!(format!("{layer:?}").contains("billing-api"));
+    /// # Ok::<(), bulwark_http::InvalidConfig>(())
+    /// ```
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = name.into();
+        self
     }
 
     /// Calls `f` on every state change. Defaults to none (a `tracing` event is always emitted).
@@ -349,7 +367,11 @@ impl<C> CircuitBreakerBuilder<C> {
             }
         };
         Ok(CircuitBreakerLayer {
-            shared: Arc::new(Shared::new(Core::new(config, self.on_transition))),
+            shared: Arc::new(Shared::new(Core::new(
+                config,
+                self.on_transition,
+                self.name,
+            ))),
             classify: self.classify,
         })
     }

@@ -138,6 +138,7 @@
 pub mod future;
 mod handle;
 mod layer;
+mod metrics;
 mod service;
 mod shared;
 mod state;

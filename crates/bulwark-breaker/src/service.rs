@@ -155,9 +155,12 @@ where
 
     fn call(&mut self, req: Request<ReqB>) -> Self::Future {
         let admission = self.shared.core.admit();
+        if let Admission::Reject(retry_after) = admission {
+            return self.refuse(req, retry_after);
+        }
+        self.shared.core.metrics.permitted();
         let admitted = match admission {
-            Admission::Reject(retry_after) => return self.refuse(req, retry_after),
-            Admission::Pass => None,
+            Admission::Reject(_) | Admission::Pass => None,
             Admission::Closed(_) | Admission::Probe(_) => Some(Admitted {
                 core: self.shared.lane(),
                 admission,
@@ -211,6 +214,7 @@ impl<S: Clone, C: Clone> CircuitBreaker<S, C> {
             .get::<CircuitWait>()
             .map_or(core.config.max_wait, |w| w.0);
         if wait.is_zero() {
+            core.metrics.rejected();
             return ResponseFuture::rejected(retry_after, self.classify.clone());
         }
         let now = Instant::now();
@@ -220,6 +224,7 @@ impl<S: Clone, C: Clone> CircuitBreaker<S, C> {
             .or_else(|| now.checked_add(FOREVER))
             .unwrap_or(now);
         let Some(wake_at) = next_try(now, retry_after, deadline) else {
+            core.metrics.rejected();
             return ResponseFuture::rejected(retry_after, self.classify.clone());
         };
         tracing::debug!(

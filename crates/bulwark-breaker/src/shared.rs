@@ -14,6 +14,7 @@ use tokio::time::Instant;
 
 use crate::{
     handle::{BreakerMetrics, BreakerState, Transition},
+    metrics::Metrics,
     state::{Probes, Word, CLOSED, DISABLED, FORCED_OPEN, HALF_OPEN, OPEN},
     window::{thread_stripe, Window, WindowState},
 };
@@ -106,11 +107,14 @@ pub(crate) struct Core {
     opens: AtomicU64,
     abandoned: AtomicU64,
     on_transition: Option<OnTransition>,
+    /// The instance's metric handles (its `name` label).
+    pub(crate) metrics: Metrics,
 }
 
 impl fmt::Debug for Core {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Breaker")
+            .field("name", &self.metrics.name())
             .field("config", &self.config)
             .field("state", &self.state())
             .finish_non_exhaustive()
@@ -129,7 +133,11 @@ fn break_millis(d: Duration) -> u64 {
 }
 
 impl Core {
-    pub(crate) fn new(config: Config, on_transition: Option<OnTransition>) -> Self {
+    pub(crate) fn new(
+        config: Config,
+        on_transition: Option<OnTransition>,
+        name: std::borrow::Cow<'static, str>,
+    ) -> Self {
         let stripes = std::thread::available_parallelism().map_or(1, usize::from);
         Self {
             config,
@@ -150,6 +158,7 @@ impl Core {
             opens: AtomicU64::new(0),
             abandoned: AtomicU64::new(0),
             on_transition,
+            metrics: Metrics::new(name),
         }
     }
 
@@ -210,8 +219,6 @@ impl Core {
 
     fn reject(&self, retry_after: Duration) -> Admission {
         self.rejections.fetch_add(1, Ordering::Relaxed);
-        #[cfg(feature = "metrics")]
-        metrics::counter!("bulwark_breaker_rejections_total").increment(1);
         tracing::debug!(target: "bulwark_breaker", retry_after_ms = millis(retry_after), "refused: circuit open");
         Admission::Reject(retry_after)
     }
@@ -295,8 +302,7 @@ impl Core {
         match ran {
             Some(ran) if ran >= self.config.slow_call_threshold => {
                 self.abandoned.fetch_add(1, Ordering::Relaxed);
-                #[cfg(feature = "metrics")]
-                metrics::counter!("bulwark_breaker_abandoned_total").increment(1);
+                self.metrics.abandoned();
                 tracing::debug!(
                     target: "bulwark_breaker",
                     ran_ms = millis(ran),
@@ -535,12 +541,7 @@ impl Core {
             to = transition.to.as_str(),
             "circuit state changed"
         );
-        #[cfg(feature = "metrics")]
-        metrics::gauge!("bulwark_breaker_state").set(to.kind as f64);
-        if to.kind == OPEN {
-            #[cfg(feature = "metrics")]
-            metrics::counter!("bulwark_breaker_opens_total").increment(1);
-        }
+        self.metrics.transitioned(transition.to);
         if let Some(f) = &self.on_transition {
             f(&transition);
         }

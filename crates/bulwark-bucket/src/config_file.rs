@@ -24,10 +24,13 @@ use crate::{layer::TokenBucketLayer, rate::Rate};
 /// emit_headers = false
 /// pause_on_retry_after = true
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct TokenBucketConfig {
+    /// [`TokenBucketLayer::name`]: the `name` label of the layer's metrics.
+    #[serde(default)]
+    pub name: Option<String>,
     /// The layer's [`Rate`]. Only [`TokenBucketLayer::from_config`] can use it (a built
     /// layer's rate is fixed); it is required there.
     #[serde(default)]
@@ -129,6 +132,9 @@ impl TokenBucketConfig {
     where
         K: Hash + Eq + Send + Sync + 'static,
     {
+        if let Some(name) = self.name {
+            layer = layer.name(name);
+        }
         if let Some(burst) = self.burst {
             layer = layer.burst(burst);
         }

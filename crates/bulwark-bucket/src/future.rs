@@ -374,6 +374,7 @@ where
                         .counters()
                         .admitted
                         .fetch_add(1, Ordering::Relaxed);
+                    this.shared.metrics.admitted();
                     let future = inner.call(request);
                     this.state.set(State::Calling { future });
                 }
@@ -540,6 +541,5 @@ fn pause<K>(shared: &Shared<K>, bucket: &LocalBucket, gcra: &Gcra, wait: Duratio
     bucket.pause(gcra, until);
     shared.counters().paused.fetch_add(1, Ordering::Relaxed);
     tracing::warn!(target: "bulwark_bucket", pause_ms = wait.as_millis() as u64, "upstream Retry-After: bucket paused");
-    #[cfg(feature = "metrics")]
-    metrics::counter!("bulwark_bucket_paused_total").increment(1);
+    shared.metrics.paused();
 }

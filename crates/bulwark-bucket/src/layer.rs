@@ -1,6 +1,6 @@
 //! [`TokenBucketLayer`] and its setters.
 
-use std::{fmt, hash::Hash, sync::Arc, time::Duration};
+use std::{borrow::Cow, fmt, hash::Hash, sync::Arc, time::Duration};
 
 use bulwark_http::{Classify, HttpClassifier, InvalidConfig};
 use http::Request;
@@ -65,6 +65,8 @@ pub struct TokenBucketLayer<C = HttpClassifier, E = Unkeyed, K = ()> {
     shared: Arc<Hub<K>>,
     classify: C,
     extractor: E,
+    /// The instance name, given to each new [`Shared`].
+    name: Cow<'static, str>,
     #[cfg(feature = "redis")]
     redis: Option<Binding<K>>,
 }
@@ -90,9 +92,15 @@ impl TokenBucketLayer {
             settings,
             policy,
             keyed: false,
-            shared: Arc::new(Hub::new(Shared::new(settings, false, policy.max_wait))),
+            shared: Arc::new(Hub::new(Shared::new(
+                settings,
+                false,
+                policy.max_wait,
+                Cow::Borrowed(bulwark_http::DEFAULT_NAME),
+            ))),
             classify: HttpClassifier,
             extractor: Unkeyed,
+            name: Cow::Borrowed(bulwark_http::DEFAULT_NAME),
             #[cfg(feature = "redis")]
             redis: None,
         }
@@ -102,11 +110,33 @@ impl TokenBucketLayer {
 impl<C, E, K: Hash + Eq + Send + Sync + 'static> TokenBucketLayer<C, E, K> {
     /// New buckets for new bucket settings (see `# Clone`).
     fn rebuild(mut self) -> Self {
-        let shared = Shared::new(self.settings, self.keyed, self.policy.max_wait);
+        let shared = Shared::new(
+            self.settings,
+            self.keyed,
+            self.policy.max_wait,
+            self.name.clone(),
+        );
         #[cfg(feature = "redis")]
         let shared = shared.with_redis(self.redis.clone());
         self.shared = Arc::new(Hub::new(shared));
         self
+    }
+
+    /// The instance name: the `name` label of this limiter's metrics (feature `metrics`, see
+    /// `bulwark_http::metrics`), so that two limiters in one process keep separate series.
+    /// Defaults to `"default"`.
+    ///
+    /// Gives the layer new buckets (see `# Clone` on the type): name it first.
+    ///
+    /// ```
+    /// use bulwark_bucket::{Rate, TokenBucketLayer};
+    ///
+    /// let layer = TokenBucketLayer::new(Rate::per_second(3)).name("notion");
+    /// assert!(format!("{layer:?}").contains("notion"));
+    /// ```
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = name.into();
+        self.rebuild()
     }
 
     /// The bucket's capacity: how many requests may go at once after a quiet spell.
@@ -204,6 +234,7 @@ impl<C, E, K: Hash + Eq + Send + Sync + 'static> TokenBucketLayer<C, E, K> {
             shared: self.shared,
             classify,
             extractor: self.extractor,
+            name: self.name,
             #[cfg(feature = "redis")]
             redis: self.redis,
         }
@@ -234,9 +265,11 @@ impl<C, E, K: Hash + Eq + Send + Sync + 'static> TokenBucketLayer<C, E, K> {
                 self.settings,
                 true,
                 self.policy.max_wait,
+                self.name.clone(),
             ))),
             classify: self.classify,
             extractor: KeyedBy(key),
+            name: self.name,
             #[cfg(feature = "redis")]
             redis: None,
         }
@@ -343,6 +376,7 @@ impl<C: Clone, E: Clone, K> Clone for TokenBucketLayer<C, E, K> {
             shared: Arc::clone(&self.shared),
             classify: self.classify.clone(),
             extractor: self.extractor.clone(),
+            name: self.name.clone(),
             #[cfg(feature = "redis")]
             redis: self.redis.clone(),
         }
@@ -352,7 +386,8 @@ impl<C: Clone, E: Clone, K> Clone for TokenBucketLayer<C, E, K> {
 impl<C: fmt::Debug, E: fmt::Debug, K> fmt::Debug for TokenBucketLayer<C, E, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("TokenBucketLayer");
-        d.field("settings", &self.settings)
+        d.field("name", &self.name)
+            .field("settings", &self.settings)
             .field("policy", &self.policy)
             .field("classify", &self.classify)
             .field("key", &self.extractor);

@@ -118,6 +118,7 @@ pub mod future;
 mod gcra;
 mod key;
 mod layer;
+mod metrics;
 mod rate;
 #[cfg(feature = "redis")]
 mod redis_store;

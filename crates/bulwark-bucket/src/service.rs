@@ -187,6 +187,7 @@ where
                     .counters()
                     .admitted
                     .fetch_add(1, Ordering::Relaxed);
+                self.shared.metrics.admitted();
                 let future = self.inner.call(req);
                 ResponseFuture::calling(future, bucket, lane, self.classify.clone(), self.policy)
             }

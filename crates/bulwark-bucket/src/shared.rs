@@ -17,6 +17,7 @@ use tokio::time::Instant;
 
 use crate::{
     gcra::Gcra,
+    metrics::Metrics,
     rate::Rate,
     stats::BucketStats,
     store::{KeyedBuckets, LocalBucket},
@@ -51,6 +52,8 @@ pub(crate) struct Shared<K> {
     keyed: Option<Keys<K>>,
     /// Striped per thread (summed by `stats`), so threads do not write one cache line.
     counters: Box<[CachePadded<Counters>]>,
+    /// The instance's metric handles (its `name` label).
+    pub(crate) metrics: Metrics,
     /// Buckets in Redis, with the local ones as the fallback.
     #[cfg(feature = "redis")]
     pub(crate) redis: Option<crate::redis_store::Binding<K>>,
@@ -70,6 +73,7 @@ struct Keys<K> {
 impl<K> fmt::Debug for Shared<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Bucket")
+            .field("name", &self.metrics.name())
             .field("rate", &self.rate)
             .field("burst", &self.burst)
             .field("keyed", &self.keyed.is_some())
@@ -203,7 +207,12 @@ pub(crate) fn nanos(d: Duration) -> u64 {
 impl<K: Hash + Eq + Send + Sync + 'static> Shared<K> {
     /// New buckets; a keyed layer's keep idle keys long enough for waits of `max_wait`
     /// nanoseconds (or the longest any sharing layer sets before the first service is made).
-    pub(crate) fn new(settings: Settings, keyed: bool, max_wait: u64) -> Self {
+    pub(crate) fn new(
+        settings: Settings,
+        keyed: bool,
+        max_wait: u64,
+        name: std::borrow::Cow<'static, str>,
+    ) -> Self {
         let rate = settings.rate;
         let burst = settings.burst.unwrap_or(rate.count()).max(1);
         let mode = if rate.count() == 0 {
@@ -226,6 +235,7 @@ impl<K: Hash + Eq + Send + Sync + 'static> Shared<K> {
                 map: OnceLock::new(),
             }),
             counters: (0..stripes()).map(|_| CachePadded::default()).collect(),
+            metrics: Metrics::new(name),
             #[cfg(feature = "redis")]
             redis: None,
         }
@@ -329,8 +339,7 @@ impl<K> Shared<K> {
         let retry_after = retry_after.min(MAX_RETRY_AFTER);
         self.counters().rejected.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(target: "bulwark_bucket", retry_after_ms = retry_after.as_millis() as u64, "rate limited");
-        #[cfg(feature = "metrics")]
-        metrics::counter!("bulwark_bucket_rejected_total").increment(1);
+        self.metrics.rejected();
         RateLimited::new(retry_after).with_policy(self.policy())
     }
 
@@ -339,8 +348,7 @@ impl<K> Shared<K> {
     pub(crate) fn note_wait(&self, wait: u64) {
         self.counters().waited.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(target: "bulwark_bucket", wait_ms = wait / 1_000_000, "waiting for a token");
-        #[cfg(feature = "metrics")]
-        metrics::counter!("bulwark_bucket_waited_total").increment(1);
+        self.metrics.queued(wait);
     }
 
     /// The policy that goes with `RateLimited` and the RateLimit headers.

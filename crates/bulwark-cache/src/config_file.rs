@@ -24,10 +24,13 @@ use crate::layer::StaleCacheLayer;
 /// max_entries = 10000
 /// max_bytes = 67108864
 /// ```
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct StaleCacheConfig {
+    /// [`StaleCacheLayer::name`]: the `name` label of the layer's metrics.
+    #[serde(default)]
+    pub name: Option<String>,
     /// [`StaleCacheLayer::fresh_for`].
     #[serde(default, with = "humantime_serde")]
     pub fresh_for: Option<Duration>,
@@ -57,6 +60,9 @@ pub struct StaleCacheConfig {
 impl StaleCacheConfig {
     /// Sets on `layer` what the file sets; the rest stays as it is.
     pub fn apply<C, B>(self, mut layer: StaleCacheLayer<C, B>) -> StaleCacheLayer<C, B> {
+        if let Some(name) = self.name {
+            layer = layer.name(name);
+        }
         if let Some(d) = self.fresh_for {
             layer = layer.fresh_for(d);
         }

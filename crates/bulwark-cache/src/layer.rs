@@ -1,6 +1,6 @@
 //! [`StaleCacheLayer`] and its setters.
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{borrow::Cow, fmt, sync::Arc, time::Duration};
 
 use bulwark_http::{Classify, HttpClassifier, InvalidConfig};
 use http::{HeaderName, Method, Request};
@@ -65,6 +65,8 @@ pub struct StaleCacheLayer<C = HttpClassifier, B = bulwark_http::BufferedBody> {
     coalesce_max_wait: Option<Duration>,
     classify: C,
     remote: Remote,
+    /// The instance name, given to each new [`Store`].
+    name: Cow<'static, str>,
     store: Arc<Store>,
 }
 
@@ -90,7 +92,13 @@ impl<B> StaleCacheLayer<HttpClassifier, B> {
             coalesce_max_wait: None,
             classify: HttpClassifier,
             remote: shared::no_remote(),
-            store: Arc::new(Store::new(max_entries, max_bytes, shared::no_remote())),
+            name: Cow::Borrowed(bulwark_http::DEFAULT_NAME),
+            store: Arc::new(Store::new(
+                max_entries,
+                max_bytes,
+                shared::no_remote(),
+                Cow::Borrowed(bulwark_http::DEFAULT_NAME),
+            )),
         }
     }
 }
@@ -108,8 +116,25 @@ impl<C, B> StaleCacheLayer<C, B> {
             self.max_entries,
             self.max_bytes,
             self.remote.clone(),
+            self.name.clone(),
         ));
         self
+    }
+
+    /// The instance name: the `name` label of this cache's metrics (feature `metrics`, see
+    /// `bulwark_http::metrics`), so that two caches in one process keep separate series.
+    /// Defaults to `"default"`.
+    ///
+    /// Like [`max_entries`](Self::max_entries), it starts a new, empty store for this layer
+    /// (see [`# Clone`](Self#clone)): name it first.
+    ///
+    /// ```
+    /// let cache: bulwark_cache::StaleCacheLayer = bulwark_cache::StaleCacheLayer::new().name("notion");
+    /// assert!(format!("{cache:?}").contains("notion"));
+    /// ```
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = name.into();
+        self.rebuild()
     }
 
     /// Adds a second level shared by every process on one Redis: see [`RedisStore`] for what
@@ -417,6 +442,7 @@ impl<C, B> StaleCacheLayer<C, B> {
             coalesce_max_wait: self.coalesce_max_wait,
             classify,
             remote: self.remote,
+            name: self.name,
             store: self.store,
         }
     }
@@ -442,6 +468,7 @@ impl<C: Clone, B> Clone for StaleCacheLayer<C, B> {
             coalesce_max_wait: self.coalesce_max_wait,
             classify: self.classify.clone(),
             remote: self.remote.clone(),
+            name: self.name.clone(),
             store: Arc::clone(&self.store),
         }
     }
@@ -450,6 +477,7 @@ impl<C: Clone, B> Clone for StaleCacheLayer<C, B> {
 impl<C: fmt::Debug, B> fmt::Debug for StaleCacheLayer<C, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StaleCacheLayer")
+            .field("name", &self.name)
             .field("defaults", &self.defaults)
             .field("max_entries", &self.max_entries)
             .field("max_bytes", &self.max_bytes)

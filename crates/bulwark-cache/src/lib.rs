@@ -107,6 +107,7 @@ mod config;
 mod hostile_inputs;
 mod key;
 mod layer;
+mod metrics;
 mod policy;
 #[cfg(feature = "redis")]
 mod redis_store;

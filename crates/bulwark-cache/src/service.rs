@@ -29,6 +29,7 @@ use crate::{
     body::CacheBody,
     config::Config,
     key::{self, CacheKey, KeyBody},
+    metrics::StaleReason,
     policy::{self, Directives},
     shared::{self, SharedKey},
     stats::{CacheStats, Counters},
@@ -186,6 +187,7 @@ where
             None
         };
         let Some(key_text) = key_text else {
+            self.store.metrics.bypass();
             return passthrough(self.inner.clone(), req, Arc::clone(&self.store));
         };
         let key = key::build(&req, key_text, &config.vary, &self.store.hasher);
@@ -196,12 +198,14 @@ where
             let l = entry.lifetimes;
             if age < l.fresh {
                 Counters::bump(&self.store.counters.hits);
+                self.store.metrics.fresh();
                 tracing::debug!(target: "bulwark_cache", age_s = age.as_secs(), "fresh hit");
                 let cache_status = values::hit(l.fresh, age, false);
                 return ready(entry.respond(CacheStatus::Fresh { age }, cache_status, now));
             }
             if age < l.served_at_once() {
                 Counters::bump(&self.store.counters.stale_served);
+                self.store.metrics.stale(StaleReason::Revalidating, age);
                 tracing::debug!(target: "bulwark_cache", age_s = age.as_secs(), "stale while revalidating");
                 let shared = shared::key(&self.store, &req, &key, &config.vary);
                 revalidate(
@@ -219,6 +223,7 @@ where
             had_copy = true;
         }
         Counters::bump(&self.store.counters.misses);
+        self.store.metrics.miss();
         let shared = shared::key(&self.store, &req, &key, &config.vary);
         let fut = miss(
             self.inner.clone(),
@@ -322,13 +327,12 @@ fn stale_copy<ResB>(
         Fallback::Collapsed => values::STALE_COLLAPSED,
     };
     let reason = match why {
-        Fallback::Failed(_) => "upstream_failed",
-        Fallback::Refused => "refused_locally",
-        Fallback::Collapsed => "coalesced_failed",
+        Fallback::Failed(_) => StaleReason::UpstreamFailed,
+        Fallback::Refused => StaleReason::RefusedLocally,
+        Fallback::Collapsed => StaleReason::CoalescedFailed,
     };
-    tracing::info!(target: "bulwark_cache", age_s = age.as_secs(), age_ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX), reason, "served a stale copy");
-    #[cfg(feature = "metrics")]
-    metrics::counter!("bulwark_cache_stale_served_total").increment(1);
+    store.metrics.stale(reason, age);
+    tracing::info!(target: "bulwark_cache", age_s = age.as_secs(), age_ms = u64::try_from(age.as_millis()).unwrap_or(u64::MAX), reason = reason.as_str(), "served a stale copy");
     Some(entry.respond(CacheStatus::Stale { age }, cache_status, now))
 }
 
@@ -522,8 +526,7 @@ where
             let entry = Arc::new(entry);
             store.cache.insert(key, Arc::clone(&entry));
             Counters::bump(&store.counters.stores);
-            #[cfg(feature = "metrics")]
-            metrics::counter!("bulwark_cache_stores_total").increment(1);
+            store.metrics.stored();
             finish(leader, Outcome::Stored);
             shared::save(&store, &shared, &entry).await;
             let mut res = Response::from_parts(parts, CacheBody::buffered(body));

@@ -136,11 +136,14 @@ pub(crate) struct Store {
     /// The shared second level, if any.
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(crate) remote: Remote,
+    /// The instance's metric handles (its `name` label).
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
+            .field("name", &self.metrics.name())
             .field("entries", &self.cache.entry_count())
             .finish_non_exhaustive()
     }
@@ -148,7 +151,12 @@ impl std::fmt::Debug for Store {
 
 impl Store {
     /// A store of at most `max_entries` entries and `max_bytes` bytes (each at least 1).
-    pub(crate) fn new(max_entries: u64, max_bytes: u64, remote: Remote) -> Self {
+    pub(crate) fn new(
+        max_entries: u64,
+        max_bytes: u64,
+        remote: Remote,
+        name: std::borrow::Cow<'static, str>,
+    ) -> Self {
         let counters = Arc::new(Counters::default());
         let evictions = Arc::clone(&counters);
         let (capacity, floor) = capacity(max_entries, max_bytes);
@@ -171,6 +179,7 @@ impl Store {
             hasher: RandomState::new(),
             counters,
             remote,
+            metrics: crate::metrics::Metrics::new(name),
         }
     }
 

@@ -343,3 +343,76 @@ async fn bulwark_proxy_requires_an_upstream() {
     assert!(!ok);
     assert!(output.contains("--upstream"), "{output}");
 }
+
+/// `bulwark proxy --metrics 127.0.0.1:0`: a Prometheus scrape shows the preset's labelled
+/// counters, histograms and the breaker's gauge, each named `notion`, and no token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_endpoint_serves_labelled_counters_and_histograms() {
+    let fake = fake().await;
+    let url = fake.url();
+    let proxy = ProxyProcess::start(
+        &[
+            "--upstream",
+            &url,
+            "--port",
+            "0",
+            "--metrics",
+            "127.0.0.1:0",
+        ],
+        None,
+    )
+    .await;
+    let output = proxy.output();
+    let metrics: SocketAddr = output
+        .lines()
+        .find(|l| l.contains("bulwark proxy listening"))
+        .and_then(|l| {
+            let start = l.find("metrics=http://")? + "metrics=http://".len();
+            l[start..].split('/').next()?.parse().ok()
+        })
+        .unwrap_or_else(|| panic!("no metrics address in: {output}"));
+
+    assert_eq!(
+        request(proxy.addr, "GET", "/v1/users", None).await.status,
+        200
+    );
+    assert_eq!(
+        request(proxy.addr, "GET", "/v1/users", None).await.status,
+        200
+    );
+    let missing = request(
+        proxy.addr,
+        "GET",
+        "/v1/pages/00000000-0000-0000-0000-000000000000",
+        None,
+    )
+    .await;
+    assert_eq!(missing.status, 404, "{}", missing.head);
+
+    let scrape = request(metrics, "GET", "/metrics", None).await;
+    assert_eq!(scrape.status, 200, "{}", scrape.head);
+    assert!(
+        scrape.head.contains("text/plain; version=0.0.4"),
+        "{}",
+        scrape.head
+    );
+    let text = String::from_utf8(scrape.body).unwrap();
+    for needle in [
+        "# HELP bulwark_requests_total ",
+        "# TYPE bulwark_requests_total counter",
+        r#"bulwark_requests_total{layer="retry",name="notion",outcome="success"} 2"#,
+        r#"bulwark_requests_total{layer="retry",name="notion",outcome="failure"} 1"#,
+        r#"bulwark_requests_total{layer="bucket",name="notion",outcome="admitted"} 3"#,
+        r#"bulwark_requests_total{layer="breaker",name="notion",outcome="permitted"} 3"#,
+        r#"bulwark_notion_errors_total{name="notion",status="404",code="object_not_found"} 1"#,
+        "# TYPE bulwark_notion_request_duration_seconds histogram",
+        r#"bulwark_notion_request_duration_seconds_bucket{name="notion",outcome="ok",le="+Inf"} 2"#,
+        r#"bulwark_notion_request_duration_seconds_count{name="notion",outcome="http_error"} 1"#,
+        r#"bulwark_breaker_state{name="notion"} 0"#,
+    ] {
+        assert!(text.contains(needle), "no `{needle}` in:\n{text}");
+    }
+    assert!(!text.contains("secret_test"), "{text}");
+    assert_eq!(request(metrics, "GET", "/", None).await.status, 404);
+    proxy.stop().await;
+}

@@ -49,6 +49,9 @@ pub mod idempotency;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod key_secret;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 pub mod ratelimit;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
@@ -69,4 +72,8 @@ pub use rejection::{
     DefaultRenderer, Rejection, RejectionResponse, RejectionResponseLayer, RenderRejection,
     ResponseFuture as RejectionResponseFuture,
 };
+/// The instance name of a layer whose `name(..)` was not set: the `name` label of its metrics
+/// (feature `metrics`) and the name in its `Debug` output.
+pub const DEFAULT_NAME: &str = "default";
+
 pub use retry_after::{parse_retry_after, retry_after, retry_after_value, MAX_RETRY_AFTER};

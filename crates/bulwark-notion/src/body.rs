@@ -12,6 +12,7 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -26,6 +27,7 @@ use tower_service::Service;
 use crate::{
     defaults,
     error::{NotionError, UnexpectedResponse, REQUEST_ID_HEADER},
+    metrics::Metrics,
     trace::record_request_id,
 };
 
@@ -39,17 +41,28 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = defaults::MAX_RESPONSE_BYTES;
 /// Notion's answers are bounded JSON documents (at most 100 results a page), so holding one in
 /// memory costs what the caller's JSON parse would anyway. The preset puts this layer inside
 /// the per-attempt timeout, so a body that stalls counts against the attempt.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 #[must_use]
 pub struct NotionBodyLayer {
     limit: usize,
+    /// Where Notion error answers are counted (the preset's, with feature `metrics`).
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl NotionBodyLayer {
     /// Reads bodies of at most `limit` bytes; a larger one fails the attempt with
     /// [`BodyTooLarge`].
     pub const fn new(limit: usize) -> Self {
-        Self { limit }
+        Self {
+            limit,
+            metrics: None,
+        }
+    }
+
+    /// Counts Notion error answers in `metrics`.
+    pub(crate) fn counted(mut self, metrics: Option<Arc<Metrics>>) -> Self {
+        self.metrics = metrics;
+        self
     }
 }
 
@@ -66,6 +79,7 @@ impl<S> Layer<S> for NotionBodyLayer {
         NotionBody {
             inner,
             limit: self.limit,
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -75,12 +89,17 @@ impl<S> Layer<S> for NotionBodyLayer {
 pub struct NotionBody<S> {
     inner: S,
     limit: usize,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl<S> NotionBody<S> {
     /// Wraps `inner`, reading bodies of at most `limit` bytes.
     pub const fn new(inner: S, limit: usize) -> Self {
-        Self { inner, limit }
+        Self {
+            inner,
+            limit,
+            metrics: None,
+        }
     }
 
     /// The inner service.
@@ -120,6 +139,7 @@ where
                 future: self.inner.call(req),
             },
             limit: self.limit,
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -130,6 +150,7 @@ pin_project! {
         #[pin]
         state: State<F, B>,
         limit: usize,
+        metrics: Option<Arc<Metrics>>,
     }
 }
 
@@ -204,7 +225,7 @@ where
                                 _ => Bytes::from(chunks.concat()),
                             };
                             let parts = parts.take().expect("polled after completion");
-                            return Poll::Ready(Ok(finish(parts, bytes)));
+                            return Poll::Ready(Ok(finish(parts, bytes, this.metrics.as_deref())));
                         }
                     }
                 },
@@ -217,7 +238,11 @@ where
 ///
 /// Records the answer's `x-notion-request-id` on the current span (the request's
 /// `bulwark.request`) and emits one event per error answer (see [`notion_error_event`]).
-pub(crate) fn finish(mut parts: Parts, bytes: Bytes) -> Response<BufferedBody> {
+pub(crate) fn finish(
+    mut parts: Parts,
+    bytes: Bytes,
+    metrics: Option<&Metrics>,
+) -> Response<BufferedBody> {
     if let Some(id) = parts
         .headers
         .get(REQUEST_ID_HEADER)
@@ -229,6 +254,9 @@ pub(crate) fn finish(mut parts: Parts, bytes: Bytes) -> Response<BufferedBody> {
         match NotionError::from_response(parts.status, &parts.headers, &bytes) {
             Ok(err) => {
                 notion_error_event(&err);
+                if let Some(metrics) = metrics {
+                    metrics.error(&err);
+                }
                 parts.extensions.insert(err);
             }
             Err(unexpected) => {

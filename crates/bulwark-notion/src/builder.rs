@@ -1,7 +1,7 @@
 //! [`NotionLayerBuilder`]: Notion's defaults for every sub-layer, each overridable, checked
 //! together in [`build`](NotionLayerBuilder::build).
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{borrow::Cow, fmt, sync::Arc, time::Duration};
 
 use bulwark_breaker::{CircuitBreakerLayer, CircuitWait, Window};
 use bulwark_bucket::{Rate, TokenBucketLayer};
@@ -17,6 +17,7 @@ use crate::{
     defaults,
     headers::NOTION_VERSION,
     layer::{NotionBreaker, NotionBucket, NotionCache, NotionLayer, NotionRetry},
+    metrics::Metrics,
     reconcile::ReconcileConfig,
     routes,
     service::RequestHeaders,
@@ -33,6 +34,7 @@ impl NotionLayer {
 /// Builds a [`NotionLayer`]: Notion's defaults, each overridable. See [`NotionLayer`].
 #[must_use]
 pub struct NotionLayerBuilder {
+    pub(crate) name: Cow<'static, str>,
     check_limits: bool,
     token: Option<String>,
     version: String,
@@ -50,6 +52,7 @@ pub struct NotionLayerBuilder {
 impl fmt::Debug for NotionLayerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NotionLayerBuilder")
+            .field("name", &self.name)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("version", &self.version)
             .field("user_agent", &self.user_agent)
@@ -84,8 +87,10 @@ impl NotionLayerBuilder {
             )
             .max_retry_after(defaults::MAX_RETRY_AFTER)
             .idempotency(defaults::idempotency())
-            .classify(NotionClassifier);
+            .classify(NotionClassifier)
+            .name(defaults::NAME);
         let breaker = CircuitBreakerLayer::builder()
+            .name(defaults::NAME)
             .consecutive_failures(defaults::CONSECUTIVE_FAILURES)
             .failure_ratio(defaults::FAILURE_RATIO)
             .minimum_calls(defaults::MINIMUM_CALLS)
@@ -95,14 +100,13 @@ impl NotionLayerBuilder {
             .break_jitter(defaults::BREAK_JITTER)
             .slow_call_threshold(defaults::SLOW_CALL_THRESHOLD)
             .classify(NotionBreakerClassifier);
-        let bucket = TokenBucketLayer::new(Rate::per_second(defaults::RATE_PER_SECOND))
-            .burst(defaults::BURST)
-            .max_wait(defaults::MAX_WAIT)
-            .pause_on_retry_after(defaults::PAUSE_ON_RETRY_AFTER)
-            .classify(NotionClassifier)
-            .keyed(token_key as TokenKey);
+        let bucket = notion_bucket(
+            Rate::per_second(defaults::RATE_PER_SECOND),
+            Cow::Borrowed(defaults::NAME),
+        );
         let cache = default_cache();
         Self {
+            name: Cow::Borrowed(defaults::NAME),
             check_limits: defaults::CHECK_LIMITS,
             token: None,
             version: defaults::NOTION_VERSION.to_owned(),
@@ -119,6 +123,29 @@ impl NotionLayerBuilder {
             bucket,
             cache: Some(cache),
         }
+    }
+
+    /// The instance name: the `name` label of the metrics (feature `metrics`) of the preset
+    /// and of each of its layers, so that two presets in one process — two integrations, say —
+    /// keep separate series. Defaults to [`defaults::NAME`] (`"notion"`).
+    ///
+    /// It renames the retry, breaker, bucket and cache layers the builder holds when it is
+    /// called (the bucket and the cache start empty again, as their own `name` setters do):
+    /// call it first. A sub-layer a closure replaces outright keeps the name it was given.
+    ///
+    /// ```
+    /// let layer = bulwark_notion::NotionLayer::builder().name("notion-billing").build()?;
+    /// assert!(format!("{layer:?}").contains("notion-billing"));
+    /// # Ok::<(), bulwark_http::InvalidConfig>(())
+    /// ```
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        let name = name.into();
+        self.retry = self.retry.name(name.clone());
+        self.breaker = self.breaker.name(name.clone());
+        self.bucket = self.bucket.name(name.clone());
+        self.cache = self.cache.map(|cache| cache.name(name.clone()));
+        self.name = name;
+        self
     }
 
     /// Sends `Authorization: Bearer <token>` on requests that carry no `Authorization` of their
@@ -412,8 +439,10 @@ impl NotionLayerBuilder {
             Some(cache) => cache.vary_header(NOTION_VERSION),
             None => default_cache().cacheable(|_, _| false),
         };
+        let metrics = cfg!(feature = "metrics").then(|| Arc::new(Metrics::new(self.name)));
         Ok(NotionLayer {
             headers: Arc::new(RequestHeaders {
+                metrics: metrics.clone(),
                 authorization,
                 version,
                 user_agent,
@@ -429,15 +458,27 @@ impl NotionLayerBuilder {
             breaker: self.breaker.build()?,
             bucket: self.bucket,
             timeout: TimeoutLayer::new(self.attempt_timeout),
-            body: NotionBodyLayer::new(self.max_response_bytes),
+            body: NotionBodyLayer::new(self.max_response_bytes).counted(metrics),
         })
     }
+}
+
+/// Notion's bucket (see [`NotionLayerBuilder::new`]) at `rate`, named `name`.
+pub(crate) fn notion_bucket(rate: Rate, name: Cow<'static, str>) -> NotionBucket {
+    TokenBucketLayer::new(rate)
+        .name(name)
+        .burst(defaults::BURST)
+        .max_wait(defaults::MAX_WAIT)
+        .pause_on_retry_after(defaults::PAUSE_ON_RETRY_AFTER)
+        .classify(NotionClassifier)
+        .keyed(token_key as TokenKey)
 }
 
 /// The preset's cache: GET reads and read-only POSTs, stale-if-error 5 min, varying on
 /// `Notion-Version` (the token's hash and the body are always part of the key).
 fn default_cache() -> NotionCache {
     StaleCacheLayer::<HttpClassifier, BufferedBody>::new()
+        .name(defaults::NAME)
         .stale_if_error(defaults::STALE_IF_ERROR)
         .coalesce_max_wait(defaults::COALESCE_MAX_WAIT)
         .cacheable(routes::is_cacheable)

@@ -17,23 +17,25 @@ use hyper_util::{
     client::legacy::{connect::HttpConnector, Client as HyperClient},
     rt::TokioExecutor,
 };
+use rustls::pki_types::{pem::PemObject, CertificateDer};
 use serde_json::Value;
 use tower::ServiceExt;
 
 use crate::{
     builder::NotionLayerBuilder,
+    connect::{ProxyConfig, ProxyConnector},
     error::{NotionError, UnexpectedResponse},
     layer::NotionLayer,
     reconcile::{MaybeApplied, Reconciled},
     rejection::rejection_error,
     service::Notion,
-    tls::https_connector,
+    tls::{connector, tls_config},
 };
 
 /// Notion's API base URL.
 pub const DEFAULT_BASE_URL: &str = "https://api.notion.com";
 
-type Https = HttpsConnector<HttpConnector>;
+type Https = HttpsConnector<ProxyConnector>;
 type Inner = Notion<HyperClient<Https, BufferedBody>>;
 
 /// Why a [`Client`] call failed.
@@ -134,22 +136,28 @@ pub struct Client {
     service: Inner,
     layer: NotionLayer,
     base_url: String,
+    proxy: ProxyConfig,
 }
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("base_url", &self.base_url)
+            .field("proxy", &self.proxy)
             .field("layer", &self.layer)
             .finish_non_exhaustive()
     }
 }
 
-/// Builds a [`Client`]: base URL and preset settings.
+/// Builds a [`Client`]: base URL, network settings (proxy, extra root certificates, connect
+/// timeout) and preset settings.
 #[must_use]
 pub struct ClientBuilder {
     base_url: String,
     connect_timeout: Duration,
+    /// `None`: [`ProxyConfig::from_env`] when built.
+    proxy: Option<ProxyConfig>,
+    root_certificates_pem: Vec<Vec<u8>>,
     preset: NotionLayerBuilder,
 }
 
@@ -158,6 +166,14 @@ impl fmt::Debug for ClientBuilder {
         f.debug_struct("ClientBuilder")
             .field("base_url", &self.base_url)
             .field("connect_timeout", &self.connect_timeout)
+            .field(
+                "proxy",
+                match &self.proxy {
+                    Some(proxy) => proxy,
+                    None => &"from the environment" as &dyn fmt::Debug,
+                },
+            )
+            .field("root_certificates_pem", &self.root_certificates_pem.len())
             .field("preset", &self.preset)
             .finish()
     }
@@ -179,6 +195,53 @@ impl ClientBuilder {
         self
     }
 
+    /// The proxies to go through. Defaults to the environment's, read when the client is
+    /// built ([`ProxyConfig::from_env`]: `HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`,
+    /// as curl and reqwest read them).
+    ///
+    /// Through a proxy, every connection is a `CONNECT` tunnel (TLS to Notion runs inside
+    /// it, so the proxy sees neither the token nor the data unless it inspects TLS — then see
+    /// [`add_root_certificates_pem`](Self::add_root_certificates_pem)). The proxy URL's
+    /// credentials are sent as `Proxy-Authorization` and never appear in `Debug` output,
+    /// errors or logs. A proxy that refuses the tunnel gives [`Error::Transport`] with a
+    /// [`ProxyError`](crate::ProxyError) in its `source()` chain (407 for missing or wrong
+    /// credentials).
+    ///
+    /// ```
+    /// use bulwark_notion::{Client, ProxyConfig};
+    ///
+    /// let notion = Client::builder("secret_abc")
+    ///     .proxy(ProxyConfig::all("http://alice:s3cret@proxy.corp.example:3128")?)
+    ///     .build()?;
+    /// assert!(!format!("{notion:?}").contains("s3cret"));
+    /// # Ok::<_, bulwark_http::InvalidConfig>(())
+    /// ```
+    pub fn proxy(mut self, proxy: ProxyConfig) -> Self {
+        self.proxy = Some(proxy);
+        self
+    }
+
+    /// Connects directly whatever the environment says (`.proxy(ProxyConfig::none())`).
+    pub fn no_proxy(self) -> Self {
+        self.proxy(ProxyConfig::none())
+    }
+
+    /// Trusts the root certificates in `pem` (one or more `-----BEGIN CERTIFICATE-----`
+    /// blocks) besides the webpki (Mozilla) roots: a corporate CA of a proxy that inspects
+    /// TLS, or a test CA. Can be called more than once. Defaults to the webpki roots alone.
+    ///
+    /// ```no_run
+    /// let notion = bulwark_notion::Client::builder("secret_abc")
+    ///     .add_root_certificates_pem(std::fs::read("/etc/corp/ca.pem")?)
+    ///     .build()?;
+    /// # let _ = notion;
+    /// # Ok::<_, Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn add_root_certificates_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.root_certificates_pem.push(pem.into());
+        self
+    }
+
     /// Adjusts the preset (retry, breaker, bucket, cache, headers, timeouts).
     pub fn preset(mut self, f: impl FnOnce(NotionLayerBuilder) -> NotionLayerBuilder) -> Self {
         self.preset = f(self.preset);
@@ -188,9 +251,9 @@ impl ClientBuilder {
     /// Builds the client.
     ///
     /// # Errors
-    /// [`InvalidConfig`]: `base_url` not an absolute `http(s)` URL, `connect_timeout` zero, the
-    /// TLS setup failing, or
-    /// any error of [`NotionLayerBuilder::build`].
+    /// [`InvalidConfig`]: `base_url` not an absolute `http(s)` URL, `connect_timeout` zero,
+    /// `root_certificates_pem` holding no certificate or one that is not valid, the TLS
+    /// setup failing, or any error of [`NotionLayerBuilder::build`].
     pub fn build(self) -> Result<Client, InvalidConfig> {
         // `https://api.notion.com/v1` is accepted too: paths are joined under `/v1/` anyway.
         let base_url = self.base_url.trim_end_matches('/');
@@ -214,13 +277,17 @@ impl ClientBuilder {
         let layer = self.preset.build()?;
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(self.connect_timeout));
-        let https = https_connector(http).map_err(|e| InvalidConfig::new("tls", e.to_string()))?;
+        let roots = root_certificates(&self.root_certificates_pem)?;
+        let tls = tls_config(roots).map_err(|e| InvalidConfig::new("tls", e.to_string()))?;
+        let proxy = self.proxy.unwrap_or_else(ProxyConfig::from_env);
+        let https = connector(tls, ProxyConnector::new(http, proxy.clone()));
         let client = HyperClient::builder(TokioExecutor::new()).build(https);
         let service = tower_layer::Layer::layer(&layer, client);
         Ok(Client {
             service,
             layer,
             base_url,
+            proxy,
         })
     }
 }
@@ -239,6 +306,8 @@ impl Client {
         ClientBuilder {
             base_url: DEFAULT_BASE_URL.to_owned(),
             connect_timeout: Duration::from_secs(10),
+            proxy: None,
+            root_certificates_pem: Vec::new(),
             preset: NotionLayer::builder().token(token),
         }
     }
@@ -246,6 +315,11 @@ impl Client {
     /// The preset in use: [`NotionLayer::stats`], [`NotionLayer::breaker`].
     pub const fn layer(&self) -> &NotionLayer {
         &self.layer
+    }
+
+    /// The proxy settings in use (the environment's unless the builder was given others).
+    pub const fn proxy(&self) -> &ProxyConfig {
+        &self.proxy
     }
 
     /// The base URL requests go to.
@@ -410,6 +484,26 @@ impl Client {
             .body(body)
             .map_err(|e| Error::InvalidRequest(e.to_string()))
     }
+}
+
+/// The certificates of every PEM given to `add_root_certificates_pem`.
+fn root_certificates(pems: &[Vec<u8>]) -> Result<Vec<CertificateDer<'static>>, InvalidConfig> {
+    let mut certs = Vec::new();
+    for pem in pems {
+        let before = certs.len();
+        for cert in CertificateDer::pem_slice_iter(pem) {
+            certs.push(cert.map_err(|e| {
+                InvalidConfig::new("root_certificates_pem", format!("not valid PEM: {e}"))
+            })?);
+        }
+        if certs.len() == before {
+            return Err(InvalidConfig::new(
+                "root_certificates_pem",
+                "holds no `BEGIN CERTIFICATE` block",
+            ));
+        }
+    }
+    Ok(certs)
 }
 
 fn scalar(value: &Value) -> String {

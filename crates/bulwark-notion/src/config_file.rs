@@ -12,18 +12,16 @@
 use std::{fmt, time::Duration};
 
 use bulwark_breaker::CircuitBreakerConfig;
-use bulwark_bucket::{Rate, TokenBucketConfig, TokenBucketLayer};
+use bulwark_bucket::TokenBucketConfig;
 use bulwark_cache::StaleCacheConfig;
 use bulwark_http::InvalidConfig;
 use bulwark_retry::{Backoff, RetryConfig};
 use serde::Deserialize;
 
 use crate::{
-    builder::NotionLayerBuilder,
-    classify::NotionClassifier,
+    builder::{notion_bucket, NotionLayerBuilder},
     defaults,
     layer::NotionLayer,
-    token::{token_key, TokenKey},
 };
 
 /// The settings of a [`NotionLayer`], as in `bulwark.example.toml` at the repository root:
@@ -50,6 +48,10 @@ use crate::{
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct NotionConfig {
+    /// [`NotionLayerBuilder::name`]: the `name` label of the metrics of the preset and its
+    /// layers (a sub-table's own `name` overrides it for that layer).
+    #[serde(default)]
+    pub name: Option<String>,
     /// The name of the environment variable that holds the integration token
     /// ([`NotionLayerBuilder::token`]); never the token itself. A variable that is not set is
     /// an error naming `token_env`.
@@ -190,6 +192,9 @@ impl NotionLayerBuilder {
     /// sub-layer's `validate` reports; `breaker.slow_call_ratio` without a threshold. The
     /// other values are checked by [`build`](Self::build).
     pub fn config(mut self, config: NotionConfig) -> Result<Self, ConfigError> {
+        if let Some(name) = config.name {
+            self = self.name(name);
+        }
         if let Some(name) = config.token_env {
             let token = std::env::var(&name).map_err(|e| {
                 ConfigError::new(
@@ -251,9 +256,10 @@ impl NotionLayerBuilder {
             }
         }
         if let Some(bucket) = config.bucket {
+            let name = self.name.clone();
             self = self.bucket(|layer| {
                 let layer = match bucket.rate {
-                    Some(rate) => notion_bucket(rate.into()),
+                    Some(rate) => notion_bucket(rate.into(), name),
                     None => layer,
                 };
                 let layer = bucket.apply(layer);
@@ -284,14 +290,4 @@ impl NotionLayerBuilder {
         }
         Ok(self)
     }
-}
-
-/// Notion's bucket (see [`NotionLayerBuilder::new`]) at another rate.
-fn notion_bucket(rate: Rate) -> crate::layer::NotionBucket {
-    TokenBucketLayer::new(rate)
-        .burst(defaults::BURST)
-        .max_wait(defaults::MAX_WAIT)
-        .pause_on_retry_after(defaults::PAUSE_ON_RETRY_AFTER)
-        .classify(NotionClassifier)
-        .keyed(token_key as TokenKey)
 }

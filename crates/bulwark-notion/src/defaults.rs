@@ -109,3 +109,7 @@ pub const USER_AGENT: &str = concat!("bulwark-notion/", env!("CARGO_PKG_VERSION"
 pub fn idempotency() -> Idempotency {
     Idempotency::methods_only().allow(routes::is_idempotent)
 }
+
+/// The instance name of the preset and of each of its layers: the `name` label of their
+/// metrics ([`NotionLayerBuilder::name`](crate::NotionLayerBuilder::name)).
+pub const NAME: &str = "notion";

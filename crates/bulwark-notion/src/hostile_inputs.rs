@@ -134,7 +134,7 @@ fn check_answer(a: &Answer) {
         }
     }
     let headers = parts.headers.clone();
-    let res = finish(parts, a.body.clone());
+    let res = finish(parts, a.body.clone(), None);
     assert_eq!(res.body().as_ref(), &a.body[..]);
     let error = res.extensions().get::<NotionError>();
     let unexpected = res.extensions().get::<UnexpectedResponse>();

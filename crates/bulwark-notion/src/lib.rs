@@ -48,7 +48,8 @@
 //!
 //! Also here: [`NotionError`] (every documented code, and `Unknown`), Notion-style
 //! rejections for proxies ([`rejection_layer`]), and a ready [`Client`] (feature `client`, on
-//! by default) over hyper-util with rustls, whose connector is [`https_connector`].
+//! by default) over hyper-util with rustls, whose connector is [`proxied_https_connector`]:
+//! it honours `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` ([`ProxyConfig`]) as curl does.
 //!
 //! # Example: the preset over any client
 //! ```
@@ -118,6 +119,9 @@ mod canonical;
 mod classify;
 #[cfg(feature = "client")]
 mod client;
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+pub mod connect;
 pub mod defaults;
 pub mod error;
 mod headers;
@@ -125,6 +129,7 @@ mod headers;
 mod hostile_inputs;
 mod layer;
 pub mod limits;
+mod metrics;
 pub mod reconcile;
 pub mod rejection;
 pub mod routes;
@@ -143,6 +148,9 @@ pub use classify::{NotionBreakerClassifier, NotionClassifier};
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub use client::{Client, ClientBuilder, Error, DEFAULT_BASE_URL};
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+pub use connect::{ProxyConfig, ProxyConfigBuilder, ProxyConnector, ProxyError};
 pub use error::{NotionError, NotionErrorCode, UnexpectedResponse};
 pub use headers::{from_edge, DEFAULT_NOTION_VERSION, DEFAULT_USER_AGENT, NOTION_VERSION};
 pub use layer::{NotionBreaker, NotionBucket, NotionCache, NotionLayer, NotionRetry, NotionStats};
@@ -151,7 +159,7 @@ pub use rejection::{rejection_error, rejection_layer, render_rejection};
 pub use service::{Notion, NotionStack};
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
-pub use tls::https_connector;
+pub use tls::{https_connector, proxied_https_connector};
 pub use token::{token_key, TokenKey};
 pub use trace::NotionFuture;
 

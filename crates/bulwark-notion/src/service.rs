@@ -26,7 +26,7 @@ use crate::{
     reconcile::Reconcile,
     routes,
     token::TokenKey,
-    trace::{request_span, NotionFuture},
+    trace::{request_span, NotionFuture, Timing},
 };
 
 /// The composed stack inside [`Notion`], outermost first.
@@ -46,6 +46,8 @@ pub type NotionStack<S> = StaleCache<
 
 /// What [`Notion`] adds to each request, set once by the builder.
 pub(crate) struct RequestHeaders {
+    /// The preset's own metrics (`Some` with feature `metrics`).
+    pub(crate) metrics: Option<Arc<crate::metrics::Metrics>>,
     pub(crate) authorization: Option<HeaderValue>,
     pub(crate) version: HeaderValue,
     pub(crate) user_agent: HeaderValue,
@@ -100,6 +102,15 @@ impl<S> Notion<S> {
     /// makes).
     pub(crate) fn from_parts(headers: Arc<RequestHeaders>, inner: NotionStack<S>) -> Self {
         Self { headers, inner }
+    }
+
+    /// What the request's duration is recorded with, from now (`None` without metrics: no
+    /// clock read).
+    fn timing(&self) -> Option<Timing> {
+        self.headers
+            .metrics
+            .as_ref()
+            .map(|metrics| Timing::start(Arc::clone(metrics)))
     }
 
     /// The composed stack.
@@ -174,10 +185,11 @@ where
         let span = request_span(&req);
         if self.headers.check_limits && !req.body().as_ref().is_empty() {
             if let Err(exceeded) = crate::limits::check(req.body().as_ref()) {
-                return NotionFuture::refused(Box::new(exceeded), span);
+                return NotionFuture::refused(Box::new(exceeded), span, self.timing());
             }
         }
+        let timing = self.timing();
         let future = span.in_scope(|| self.inner.call(req));
-        NotionFuture::new(future, span)
+        NotionFuture::new(future, span, timing)
     }
 }

@@ -17,6 +17,7 @@ use std::{
     error::Error as StdError,
     future::Future,
     pin::Pin,
+    sync::Arc,
     task::{ready, Context, Poll},
 };
 
@@ -26,7 +27,26 @@ use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tracing::Span;
 
-use crate::error::{NotionError, UnexpectedResponse};
+use crate::{
+    error::{NotionError, UnexpectedResponse},
+    metrics::{Metrics, Outcome},
+};
+
+/// When a request started, and where its duration goes (feature `metrics`).
+#[derive(Debug)]
+pub(crate) struct Timing {
+    metrics: Arc<Metrics>,
+    started: tokio::time::Instant,
+}
+
+impl Timing {
+    pub(crate) fn start(metrics: Arc<Metrics>) -> Self {
+        Self {
+            metrics,
+            started: tokio::time::Instant::now(),
+        }
+    }
+}
 
 /// Opens the `bulwark.request` span for `req` (disabled, and free, without a subscriber).
 pub(crate) fn request_span<B>(req: &Request<B>) -> Span {
@@ -60,24 +80,27 @@ pin_project! {
         // A request refused before it reached the stack (a Notion limit it breaks).
         refused: Option<BoxError>,
         span: Span,
+        timing: Option<Timing>,
     }
 }
 
 impl<F> NotionFuture<F> {
-    pub(crate) const fn new(inner: F, span: Span) -> Self {
+    pub(crate) const fn new(inner: F, span: Span, timing: Option<Timing>) -> Self {
         Self {
             inner: Some(inner),
             refused: None,
             span,
+            timing,
         }
     }
 
     /// A future that fails at once with `error`, never calling the stack.
-    pub(crate) const fn refused(error: BoxError, span: Span) -> Self {
+    pub(crate) const fn refused(error: BoxError, span: Span, timing: Option<Timing>) -> Self {
         Self {
             inner: None,
             refused: Some(error),
             span,
+            timing,
         }
     }
 }
@@ -101,36 +124,55 @@ where
         if !this.span.is_disabled() {
             record_end(this.span, &result);
         }
+        if let Some(timing) = this.timing.take() {
+            timing
+                .metrics
+                .finished(outcome(&result), timing.started.elapsed());
+        }
         Poll::Ready(result)
     }
 }
 
-fn record_end<B>(span: &Span, result: &Result<Response<B>, BoxError>) {
+/// How a request ended.
+fn outcome<B>(result: &Result<Response<B>, BoxError>) -> Outcome {
     match result {
         Ok(res) => {
             let status = res.status();
-            span.record("http.status_code", status.as_u16());
-            let outcome = if matches!(
+            if matches!(
                 res.extensions().get::<CacheStatus>(),
                 Some(CacheStatus::Stale { .. })
             ) {
-                "stale"
+                Outcome::Stale
             } else if status.is_client_error() || status.is_server_error() {
-                "http_error"
+                Outcome::HttpError
             } else {
-                "ok"
-            };
-            // Every upstream answer's id is already recorded (by `NotionBody`); a stale copy's
-            // headers are an old answer's, so the response's own are not read here.
-            span.record("outcome", outcome);
+                Outcome::Ok
+            }
         }
         Err(err) => {
-            let mut rejected = false;
             let mut source: Option<&(dyn StdError + 'static)> = Some(&**err);
             while let Some(e) = source {
                 if e.is::<CircuitOpen>() || e.is::<RateLimited>() {
-                    rejected = true;
+                    return Outcome::Rejected;
                 }
+                source = e.source();
+            }
+            Outcome::Error
+        }
+    }
+}
+
+fn record_end<B>(span: &Span, result: &Result<Response<B>, BoxError>) {
+    // Every upstream answer's id is already recorded (by `NotionBody`); a stale copy's
+    // headers are an old answer's, so the response's own are not read here.
+    span.record("outcome", outcome(result).as_str());
+    match result {
+        Ok(res) => {
+            span.record("http.status_code", res.status().as_u16());
+        }
+        Err(err) => {
+            let mut source: Option<&(dyn StdError + 'static)> = Some(&**err);
+            while let Some(e) = source {
                 let id = e
                     .downcast_ref::<NotionError>()
                     .and_then(|n| n.request_id.as_deref())
@@ -143,7 +185,6 @@ fn record_end<B>(span: &Span, result: &Result<Response<B>, BoxError>) {
                 }
                 source = e.source();
             }
-            span.record("outcome", if rejected { "rejected" } else { "error" });
         }
     }
 }
@@ -167,7 +208,7 @@ mod tests {
         {
             let _guard = logs.capture_all();
             let span = request_span(&get("https://api.notion.com/v1/search?q=secret-query"));
-            let fut = NotionFuture::new(ready(result), span);
+            let fut = NotionFuture::new(ready(result), span, None);
             drop(futures_util::FutureExt::now_or_never(fut));
         }
         logs.text()

@@ -29,6 +29,9 @@ use crate::{
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct RetryConfig {
+    /// [`RetryLayer::name`]: the `name` label of the layer's metrics.
+    #[serde(default)]
+    pub name: Option<String>,
     /// [`RetryLayer::max_retries`].
     #[serde(default)]
     pub max_retries: Option<u32>,
@@ -137,6 +140,9 @@ impl RetryConfig {
         mut layer: RetryLayer<C>,
         backoff_defaults: Backoff,
     ) -> RetryLayer<C> {
+        if let Some(name) = self.name {
+            layer = layer.name(name);
+        }
         if let Some(max_retries) = self.max_retries {
             layer = layer.max_retries(max_retries);
         }

@@ -207,6 +207,7 @@ where
                     let (wait, from_retry_after, slot) = match decision {
                         Ok(retry) => retry,
                         Err(None) => {
+                            policy.metrics.finished(class);
                             record_attempts(*this.attempt);
                             return Poll::Ready(result);
                         }
@@ -233,9 +234,7 @@ where
                         wait_reason = if from_retry_after { "retry_after" } else { "backoff" },
                         "retrying"
                     );
-                    #[cfg(feature = "metrics")]
-                    metrics::counter!("bulwark_retry_retries_total", "class" => class.as_str())
-                        .increment(1);
+                    policy.metrics.retry(class, wait, from_retry_after);
                     if let Some(on_retry) = &policy.on_retry {
                         on_retry(&event);
                     }
@@ -298,6 +297,5 @@ fn give_up<C>(policy: &Policy<C>, class: Class, attempt: u32, reason: GiveUp) {
         reason = reason.as_str(),
         "giving up"
     );
-    #[cfg(feature = "metrics")]
-    metrics::counter!("bulwark_retry_gave_up_total", "reason" => reason.as_str()).increment(1);
+    policy.metrics.gave_up(reason);
 }

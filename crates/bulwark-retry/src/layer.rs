@@ -175,6 +175,19 @@ impl<C> RetryLayer<C> {
         }
     }
 
+    /// The instance name: the `name` label of this layer's metrics (feature `metrics`, see
+    /// [`bulwark_http::metrics`]), so that two retry layers in one process keep separate
+    /// series. Defaults to `"default"`.
+    ///
+    /// ```
+    /// let layer = bulwark_retry::RetryLayer::new().name("billing-api");
+    /// assert!(format!("{layer:?}").contains("billing-api"));
+    /// ```
+    pub fn name(mut self, name: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        self.policy.metrics = Arc::new(crate::metrics::Metrics::new(name.into()));
+        self
+    }
+
     /// Calls `f` before each retry's wait. Defaults to none (a `tracing` event is always
     /// emitted at `debug`).
     ///
@@ -207,6 +220,7 @@ impl<C: fmt::Debug> fmt::Debug for RetryLayer<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let p = &self.policy;
         f.debug_struct("RetryLayer")
+            .field("name", &p.metrics.name())
             .field("max_retries", &p.max_retries)
             .field("backoff", &p.backoff)
             .field("max_retry_after", &p.max_retry_after)

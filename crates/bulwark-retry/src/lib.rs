@@ -113,6 +113,7 @@ pub mod budget;
 pub mod event;
 pub mod future;
 mod layer;
+mod metrics;
 mod policy;
 mod service;
 

@@ -11,6 +11,7 @@ use crate::{
     backoff::Backoff,
     budget::{BudgetState, RetryBudget},
     event::{Counters, RetryEvent, RetryStats},
+    metrics::Metrics,
 };
 
 pub(crate) type OnRetry = Arc<dyn Fn(&RetryEvent) + Send + Sync>;
@@ -27,6 +28,8 @@ pub(crate) struct Policy<C> {
     pub(crate) on_retry: Option<OnRetry>,
     pub(crate) budget: Arc<BudgetState>,
     pub(crate) counters: Arc<Counters>,
+    /// The instance's metric handles (its `name` label).
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Policy<HttpClassifier> {
@@ -43,6 +46,7 @@ impl Policy<HttpClassifier> {
             on_retry: None,
             budget: Arc::new(BudgetState::new(RetryBudget::default(), Instant::now())),
             counters: Arc::default(),
+            metrics: Arc::new(Metrics::new(bulwark_http::DEFAULT_NAME.into())),
         }
     }
 }
@@ -60,6 +64,7 @@ impl<C> Policy<C> {
             on_retry: self.on_retry,
             budget: self.budget,
             counters: self.counters,
+            metrics: self.metrics,
         }
     }
 
@@ -81,6 +86,7 @@ impl<C: Clone> Clone for Policy<C> {
             on_retry: self.on_retry.clone(),
             budget: Arc::clone(&self.budget),
             counters: Arc::clone(&self.counters),
+            metrics: Arc::clone(&self.metrics),
         }
     }
 }
@@ -88,6 +94,7 @@ impl<C: Clone> Clone for Policy<C> {
 impl<C: fmt::Debug> fmt::Debug for Policy<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Policy")
+            .field("name", &self.metrics.name())
             .field("max_retries", &self.max_retries)
             .field("backoff", &self.backoff)
             .field("max_retry_after", &self.max_retry_after)

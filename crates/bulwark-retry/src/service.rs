@@ -93,8 +93,6 @@ where
         let policy = Arc::clone(&self.policy);
         // One relaxed `fetch_add`: also the layer's request count.
         policy.budget.deposit();
-        #[cfg(feature = "metrics")]
-        metrics::counter!("bulwark_retry_requests_total").increment(1);
         let template = (policy.max_retries > 0).then(|| req.clone());
         // Idempotency only matters after a `Transient` failure: while a copy of the request is
         // kept, the future decides it then, from the copy, so a success never pays for it.

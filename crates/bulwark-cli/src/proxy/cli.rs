@@ -26,6 +26,7 @@ Examples:
   bulwark proxy --upstream https://api.notion.com --access-log /var/log/bulwark/access.jsonl
   bulwark report /var/log/bulwark/access.jsonl                     # then: what went wrong, when
   bulwark proxy --upstream https://api.notion.com --config bulwark.toml  # see bulwark.example.toml
+  bulwark proxy --upstream https://api.notion.com --metrics 127.0.0.1:9464  # Prometheus: GET /metrics
 
 Requests without an Authorization header of their own use NOTION_TOKEN when it is set.
 Logs go to stdout (BULWARK_LOG=debug for more); Ctrl-C or SIGTERM stops it gracefully.";
@@ -93,6 +94,11 @@ pub struct ProxyFlags {
     /// bulwark.example.toml). Flags given on the command line win over the file.
     #[arg(long = "config", value_name = "FILE")]
     pub config_file: Option<PathBuf>,
+    /// Serve the preset's metrics (requests by layer and outcome, retries, waits, breaker
+    /// state, stale answers, Notion errors, durations) in Prometheus text format at
+    /// http://ADDR/metrics. Port 0 picks a free port (logged, and in the ready file).
+    #[arg(long = "metrics", value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// A duration's whole milliseconds, for defaults shown in `--help`.
@@ -157,6 +163,21 @@ pub async fn run(upstream: &str, flags: &ProxyFlags) -> Result<(), BoxError> {
         config = ConfigFile::load(path)?.apply(config, flags);
         config.validate()?;
     }
+    // The recorder goes in before the proxy's first request: each layer registers its
+    // handles on first use.
+    let metrics = match flags.metrics {
+        Some(addr) => {
+            let handle = crate::proxy::metrics::install()
+                .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+            let server = crate::proxy::metrics::MetricsServer::bind(addr, handle)
+                .await
+                .map_err(|e| format!("cannot listen for --metrics on {addr}: {e}"))?;
+            let url = server.url();
+            tokio::spawn(server.serve());
+            Some(url)
+        }
+        None => None,
+    };
     let proxy = Proxy::bind(config.clone()).await?;
     let proxy_url = proxy.url();
     let upstream = proxy.upstream().to_string();
@@ -168,13 +189,14 @@ pub async fn run(upstream: &str, flags: &ProxyFlags) -> Result<(), BoxError> {
         max_wait = %flags.max_wait_ms.map_or_else(|| "preset default".to_owned(), |ms| format!("{ms} ms")),
         max_connections = flags.max_connections,
         access_log = %flags.access_log.as_ref().map_or_else(|| "off".to_owned(), |p| p.display().to_string()),
+        metrics = %metrics.as_deref().unwrap_or("off"),
         "bulwark proxy listening"
     );
     if proxy.upstream().has_credentials() {
         tracing::warn!(target: "bulwark_cli", upstream = %upstream, "the credentials in --upstream are not sent: Notion authenticates each request by its bearer token");
     }
     if let Some(path) = &flags.ready_file {
-        write_ready_file(path, &proxy_url, &upstream)
+        write_ready_file(path, &proxy_url, &upstream, metrics.as_deref())
             .map_err(|e| format!("cannot write the ready file {}: {e}", path.display()))?;
     }
     proxy.run_until(stop_signal()).await;
@@ -203,8 +225,16 @@ async fn stop_signal() {
 ///
 /// # Errors
 /// When the file cannot be written or renamed.
-pub fn write_ready_file(path: &Path, proxy: &str, upstream: &str) -> std::io::Result<()> {
-    let json = serde_json::json!({ "proxy": proxy, "upstream": upstream });
+pub fn write_ready_file(
+    path: &Path,
+    proxy: &str,
+    upstream: &str,
+    metrics: Option<&str>,
+) -> std::io::Result<()> {
+    let mut json = serde_json::json!({ "proxy": proxy, "upstream": upstream });
+    if let Some(metrics) = metrics {
+        json["metrics"] = metrics.into();
+    }
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     std::fs::write(&tmp, format!("{json}\n"))?;

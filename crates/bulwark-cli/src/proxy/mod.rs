@@ -107,6 +107,7 @@ mod connection;
 mod handler;
 mod io;
 mod measure;
+pub mod metrics;
 pub(crate) mod record;
 mod route;
 mod server;

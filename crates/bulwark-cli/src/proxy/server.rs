@@ -202,8 +202,12 @@ impl Proxy {
         }
         let notion = preset.build().map_err(StartError::Config)?;
 
-        let https =
-            bulwark_notion::https_connector(HttpConnector::new()).map_err(StartError::Tls)?;
+        // `HTTPS_PROXY` / `HTTP_PROXY` / `NO_PROXY` are honoured as curl honours them.
+        let https = bulwark_notion::proxied_https_connector(
+            HttpConnector::new(),
+            bulwark_notion::ProxyConfig::from_env(),
+        )
+        .map_err(StartError::Tls)?;
         let client: UpstreamClient = Client::builder(TokioExecutor::new()).build(https);
 
         let keep_alive =

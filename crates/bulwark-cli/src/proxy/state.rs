@@ -5,15 +5,16 @@
 use std::sync::{atomic::AtomicU64, Arc};
 
 use bulwark_http::BufferedBody;
-use bulwark_notion::NotionLayer;
+use bulwark_notion::{NotionLayer, ProxyConnector};
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::client::legacy::Client;
 use tokio::sync::watch;
 
 use crate::proxy::{config::ProxyConfig, conn::ConnTable, handler::Ctx};
 
-/// The HTTP client behind the preset: plain HTTP, or HTTPS with rustls (ring, webpki roots).
-pub(crate) type UpstreamClient = Client<HttpsConnector<HttpConnector>, BufferedBody>;
+/// The HTTP client behind the preset: plain HTTP, or HTTPS with rustls (ring, webpki roots),
+/// through the environment's proxies (`HTTPS_PROXY`, `NO_PROXY`).
+pub(crate) type UpstreamClient = Client<HttpsConnector<ProxyConnector>, BufferedBody>;
 
 #[derive(Debug, Default)]
 pub(crate) struct Counters {

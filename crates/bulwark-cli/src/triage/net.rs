@@ -1,9 +1,11 @@
 //! The plain HTTP client for what is not the Notion API (the status page, the webhook):
-//! hyper-util's legacy client over [`bulwark_notion::https_connector`] (rustls with `ring`,
-//! the webpki roots, plain HTTP allowed: loopback in tests), like `bulwark_notion::Client`.
+//! hyper-util's legacy client over [`bulwark_notion::proxied_https_connector`] (rustls with
+//! `ring`, the webpki roots, plain HTTP allowed: loopback in tests; `HTTPS_PROXY` /
+//! `NO_PROXY` honoured), like `bulwark_notion::Client`.
 
 use std::{error::Error as StdError, time::Duration};
 
+use bulwark_notion::{ProxyConfig, ProxyConnector};
 use hyper_rustls::HttpsConnector;
 use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
@@ -11,7 +13,7 @@ use hyper_util::{
 };
 
 /// The client type.
-pub(crate) type HttpClient<B> = Client<HttpsConnector<HttpConnector>, B>;
+pub(crate) type HttpClient<B> = Client<HttpsConnector<ProxyConnector>, B>;
 
 /// A client for `http://` and `https://` URLs whose connections give up after
 /// `connect_timeout`.
@@ -25,8 +27,8 @@ where
 {
     let mut http = HttpConnector::new();
     http.set_connect_timeout(Some(connect_timeout));
-    let https =
-        bulwark_notion::https_connector(http).map_err(|err| format!("TLS setup failed: {err}"))?;
+    let https = bulwark_notion::proxied_https_connector(http, ProxyConfig::from_env())
+        .map_err(|err| format!("TLS setup failed: {err}"))?;
     Ok(Client::builder(TokioExecutor::new()).build(https))
 }
 
