@@ -159,13 +159,17 @@ impl ProxyFlags {
 pub async fn run(upstream: &str, flags: &ProxyFlags) -> Result<(), BoxError> {
     let token = std::env::var("NOTION_TOKEN").ok().filter(|t| !t.is_empty());
     let mut config = flags.config(upstream, token)?;
+    let mut metrics_addr = flags.metrics;
     if let Some(path) = &flags.config_file {
-        config = ConfigFile::load(path)?.apply(config, flags);
+        let file = ConfigFile::load(path)?;
+        // The flag wins over the file, as every other flag does.
+        metrics_addr = metrics_addr.or(file.proxy.metrics);
+        config = file.apply(config, flags);
         config.validate()?;
     }
     // The recorder goes in before the proxy's first request: each layer registers its
     // handles on first use.
-    let metrics = match flags.metrics {
+    let metrics = match metrics_addr {
         Some(addr) => {
             let handle = crate::proxy::metrics::install()
                 .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;

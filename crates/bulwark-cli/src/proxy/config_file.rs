@@ -76,6 +76,9 @@ pub struct ProxySection {
     /// [`ProxyConfig::access_log`] (`--access-log`).
     #[serde(default)]
     pub access_log: Option<PathBuf>,
+    /// Where `GET /metrics` is served in Prometheus text format (`--metrics`).
+    #[serde(default)]
+    pub metrics: Option<SocketAddr>,
 }
 
 /// A configuration file that cannot be used: unreadable, not TOML, or a value that is wrong

@@ -8,9 +8,10 @@
 //! connections at once, each with a 10 s header-read timeout.
 //!
 //! ```no_run
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use bulwark_cli::proxy::metrics::{install, MetricsServer};
 //!
+//! # #[tokio::main]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let handle = install()?;
 //! let server = MetricsServer::bind("127.0.0.1:9464".parse()?, handle).await?;
 //! println!("scrape {}", server.url());
