@@ -195,6 +195,9 @@ fn outcome(class: Class, count_throttled: bool, is_error: bool) -> Outcome {
         Class::Transient { .. } | Class::Unreachable => Outcome::Failure,
         Class::Throttled { .. } if count_throttled => Outcome::Failure,
         Class::Throttled { .. } | Class::Rejected { .. } => Outcome::Ignored,
+        // An exhausted quota is the upstream answering, healthily, that this caller is done
+        // until a reset: opening the circuit would fail everyone else fast for nothing.
+        Class::QuotaExhausted { .. } => Outcome::Ignored,
         // A class added to `bulwark-http` later says nothing we know about the upstream's
         // health: neither a failure nor, unlike a 4xx, a success (see `Class`).
         _ => Outcome::Ignored,

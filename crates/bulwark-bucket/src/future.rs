@@ -9,7 +9,9 @@ use std::{
     time::Duration,
 };
 
-use bulwark_http::{ratelimit, BoxError, Class, Classify, RateLimited};
+use bulwark_http::{
+    ratelimit, BoxError, Class, Classify, QuotaExhausted, RateLimitInfo, RateLimited,
+};
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
@@ -17,6 +19,7 @@ use tower_service::Service;
 
 use crate::{
     gcra::Gcra,
+    quota::{Crossing, Signal},
     remote::{self, Acquiring, Pausing, Remote},
     shared::{BucketRef, Lane, Mode, Policy, Shared},
     store::{LocalBucket, Queued, Ticket, Turn},
@@ -60,7 +63,7 @@ pin_project! {
     where
         S: Service<Request<B>>,
     {
-        Rejected { rejection: Option<RateLimited> },
+        Rejected { rejection: Option<Refusal> },
         // Asking Redis for a slot (only with a `RedisStore`).
         Acquiring { acquiring: Acquiring<S, B> },
         // Waiting for the token, then for a clone of the inner service to be ready. Boxed: the
@@ -114,7 +117,7 @@ where
     S: Service<Request<B>>,
 {
     pub(crate) fn rejected(
-        rejection: RateLimited,
+        rejection: Refusal,
         shared: Lane<K>,
         classify: C,
         policy: Policy,
@@ -240,7 +243,8 @@ where
             match this.state.as_mut().project() {
                 StateProj::Rejected { rejection } => {
                     return Poll::Ready(Err(match rejection.take() {
-                        Some(r) => r.into(),
+                        Some(Refusal::Limited(r)) => r.into(),
+                        Some(Refusal::Exhausted(r)) => r.into(),
                         None => "polled after completion".into(),
                     }));
                 }
@@ -385,14 +389,24 @@ where
                     {
                         let bucket = bucket.get(shared);
                         let mut paused = None;
+                        let mut exhausted = false;
                         if this.policy.pause_on_retry_after {
-                            if let Class::Throttled {
-                                retry_after: Some(wait),
-                            } = this.classify.classify_response(&res)
-                            {
-                                pause(shared, bucket, &gcra, wait);
-                                paused = Some(wait);
+                            match this.classify.classify_response(&res) {
+                                Class::Throttled {
+                                    retry_after: Some(wait),
+                                } => {
+                                    pause(shared, bucket, &gcra, wait);
+                                    paused = Some(wait);
+                                }
+                                Class::QuotaExhausted { resets_in } => {
+                                    lock_quota(shared, bucket, this.policy, resets_in);
+                                    exhausted = true;
+                                }
+                                _ => {}
                             }
+                        }
+                        if !exhausted && this.policy.warn_below_permille.is_some() {
+                            watch_allowance(shared, bucket, this.policy, &res);
                         }
                         if this.policy.emit_headers {
                             // Redis's view when it admitted the request, or the local bucket's.
@@ -452,7 +466,7 @@ where
 {
     match answer {
         Answer::Refuse { retry_after } => State::Rejected {
-            rejection: Some(shared.reject(retry_after)),
+            rejection: Some(Refusal::Limited(shared.reject(retry_after))),
         },
         Answer::Admit { wait, .. } if wait.is_zero() => State::Waiting {
             waiting: Box::pin(Waiting::new(Token::Taken, u64::MAX, request, inner)),
@@ -489,7 +503,7 @@ where
         Local::Go => Token::Taken,
         Local::Refuse(rejection) => {
             return State::Rejected {
-                rejection: Some(rejection),
+                rejection: Some(Refusal::Limited(rejection)),
             }
         }
         Local::Queue(ticket) => Token::Queued(ticket),
@@ -531,6 +545,81 @@ pub(crate) fn admit_locally<K>(
             shared.note_wait(wait);
             Local::Queue(ticket)
         }
+    }
+}
+
+/// Why a request was refused without being sent.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// No token within `max_wait`.
+    Limited(RateLimited),
+    /// The upstream's quota is used up.
+    Exhausted(QuotaExhausted),
+}
+
+/// A response said the quota is used up: the bucket refuses until the reset (or the next
+/// recheck).
+fn lock_quota<K>(
+    shared: &Shared<K>,
+    bucket: &LocalBucket,
+    policy: &Policy,
+    resets_in: Option<Duration>,
+) {
+    let _ = bucket.quota.observe(
+        Signal::Exhausted(resets_in),
+        shared.now(),
+        policy.quota_recheck,
+        None,
+    );
+    shared.metrics.quota_share(0.0);
+    tracing::warn!(
+        target: "bulwark_bucket",
+        resets_in_s = resets_in.map(|d| d.as_secs()),
+        recheck_s = policy.quota_recheck / 1_000_000_000,
+        "upstream quota exhausted: refusing locally until it resets"
+    );
+}
+
+/// Reads the usage headers of an answer: allowance shown ends a quota lock; a share under
+/// the threshold warns once per crossing.
+fn watch_allowance<K, B>(
+    shared: &Shared<K>,
+    bucket: &LocalBucket,
+    policy: &Policy,
+    res: &Response<B>,
+) {
+    let Some(info) = RateLimitInfo::from_response(res) else {
+        return;
+    };
+    let share = info.share_left();
+    if info.remaining == Some(0) {
+        // The last unit went on this call; the next answer (a 429) says more.
+        if let Some(share) = share {
+            shared.metrics.quota_share(share);
+        }
+        return;
+    }
+    let threshold = policy
+        .warn_below_permille
+        .map(|permille| f64::from(permille) / 1000.0);
+    let crossing = bucket.quota.observe(
+        Signal::Allowance(share),
+        shared.now(),
+        policy.quota_recheck,
+        threshold,
+    );
+    if let Some(share) = share {
+        shared.metrics.quota_share(share);
+    }
+    if crossing == Crossing::FellBelow {
+        tracing::warn!(
+            target: "bulwark_bucket",
+            remaining = info.remaining,
+            limit = info.limit,
+            plan = info.plan.as_deref(),
+            source = info.source.map(|s| s.as_str()),
+            "upstream allowance low"
+        );
     }
 }
 

@@ -17,6 +17,9 @@ use crate::{
     validate,
 };
 
+/// The default [`TokenBucketLayer::quota_recheck`]: one hour.
+pub const DEFAULT_QUOTA_RECHECK: Duration = Duration::from_secs(3600);
+
 /// Token-bucket rate limiting (see the [crate docs](crate)).
 ///
 /// # Clone
@@ -87,6 +90,8 @@ impl TokenBucketLayer {
             max_wait: nanos(Duration::from_secs(30)),
             pause_on_retry_after: true,
             emit_headers: false,
+            quota_recheck: nanos(DEFAULT_QUOTA_RECHECK),
+            warn_below_permille: Some(100),
         };
         Self {
             settings,
@@ -205,6 +210,56 @@ impl<C, E, K: Hash + Eq + Send + Sync + 'static> TokenBucketLayer<C, E, K> {
     pub fn pause_on_retry_after(mut self, pause: bool) -> Self {
         self.policy.pause_on_retry_after = pause;
         self
+    }
+
+    /// With no reset announced for an exhausted upstream quota (a billing-period quota, a
+    /// [`Class::QuotaExhausted`](bulwark_http::Class::QuotaExhausted) with `resets_in: None`),
+    /// how often one request is let through to see whether it came back; every other request
+    /// meanwhile fails at once with [`QuotaExhausted`](bulwark_http::QuotaExhausted).
+    /// Defaults to one hour. A response that shows allowance again (usage headers with
+    /// `remaining > 0`) ends the lock at once.
+    ///
+    /// Exhaustion is learnt when `pause_on_retry_after` is on (the default), from responses to
+    /// this layer's services, per bucket (per key when keyed); a quota with an announced reset
+    /// is locked until that reset. The lock is this process's: a Redis store does not share it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use bulwark_bucket::{Rate, TokenBucketLayer};
+    ///
+    /// let layer = TokenBucketLayer::new(Rate::per_second(10)).quota_recheck(Duration::from_secs(600));
+    /// # let _ = layer;
+    /// ```
+    ///
+    /// # Panics
+    /// Never; zero is taken as one millisecond.
+    pub fn quota_recheck(mut self, every: Duration) -> Self {
+        self.policy.quota_recheck = nanos(every).max(1_000_000);
+        self
+    }
+
+    /// Emits one `warn` event each time the upstream's advertised allowance (IETF
+    /// `RateLimit`, `X-RateLimit-*`, `X-Usage-*` on its answers) falls under `share` of its
+    /// limit — once per crossing, again only after it rose above — and sets the
+    /// `bulwark_quota_remaining_ratio{name}` gauge (feature `metrics`) from every answer that
+    /// carries them. Defaults to `Some(0.10)`; `None` stops reading usage headers from
+    /// successful answers (a 429 is always read).
+    ///
+    /// `share` is clamped to `0.0..=1.0` (NaN is `None`).
+    pub fn warn_below(mut self, share: Option<f64>) -> Self {
+        self.policy.warn_below_permille = share.filter(|s| !s.is_nan()).map(|s| {
+            // Thousandths: 0..=1000 fits a u16.
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            let permille = (s.clamp(0.0, 1.0) * 1000.0).round() as u16;
+            permille
+        });
+        self
+    }
+
+    /// Ends every quota lock of this layer's buckets now (after upgrading the upstream plan,
+    /// say): the next request goes upstream.
+    pub fn clear_quota_lock(&self) {
+        self.shared.clear_quota_locks();
     }
 
     /// Adds IETF `RateLimit` / `RateLimit-Policy` headers to admitted responses (server use).

@@ -119,6 +119,7 @@ mod gcra;
 mod key;
 mod layer;
 mod metrics;
+mod quota;
 mod rate;
 #[cfg(feature = "redis")]
 mod redis_store;
@@ -134,7 +135,7 @@ mod validate;
 pub use bulwark_http::KeySecret;
 pub use bulwark_http::RateLimited;
 pub use key::{KeyExtractor, KeyedBy, Unkeyed};
-pub use layer::TokenBucketLayer;
+pub use layer::{TokenBucketLayer, DEFAULT_QUOTA_RECHECK};
 pub use rate::Rate;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

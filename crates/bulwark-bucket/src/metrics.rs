@@ -7,12 +7,15 @@ mod imp {
 
     use bulwark_http::metrics::{
         requests_total, Handles, SharedString, BUCKET_PAUSED_TOTAL, BUCKET_WAIT_SECONDS,
+        QUOTA_REMAINING_RATIO,
     };
-    use metrics::{Counter, Histogram, Unit};
+    use metrics::{Counter, Gauge, Histogram, Unit};
 
     pub(super) struct Registered {
         admitted: Counter,
         rejected: Counter,
+        exhausted: Counter,
+        quota_share: Gauge,
         paused: Counter,
         wait: Histogram,
     }
@@ -28,9 +31,16 @@ mod imp {
             Unit::Count,
             "Pauses of the rate limiter by an upstream 429 with Retry-After."
         );
+        metrics::describe_gauge!(
+            QUOTA_REMAINING_RATIO,
+            Unit::Percent,
+            "The upstream's advertised allowance left, as a share of its limit (0 to 1), from its usage headers."
+        );
         Registered {
             admitted: requests_total("bucket", name, "admitted"),
             rejected: requests_total("bucket", name, "rejected"),
+            exhausted: requests_total("bucket", name, "quota_exhausted"),
+            quota_share: metrics::gauge!(QUOTA_REMAINING_RATIO, "name" => name.clone()),
             paused: metrics::counter!(BUCKET_PAUSED_TOTAL, "name" => name.clone()),
             wait: metrics::histogram!(BUCKET_WAIT_SECONDS, "name" => name.clone()),
         }
@@ -58,6 +68,14 @@ mod imp {
 
         pub(crate) fn paused(&self) {
             self.0.get().paused.increment(1);
+        }
+
+        pub(crate) fn exhausted(&self) {
+            self.0.get().exhausted.increment(1);
+        }
+
+        pub(crate) fn quota_share(&self, share: f64) {
+            self.0.get().quota_share.set(share);
         }
 
         /// A request queued for `wait_ns` nanoseconds.
@@ -92,6 +110,12 @@ mod imp {
 
         #[inline]
         pub(crate) fn paused(&self) {}
+
+        #[inline]
+        pub(crate) fn exhausted(&self) {}
+
+        #[inline]
+        pub(crate) fn quota_share(&self, _share: f64) {}
 
         #[inline]
         pub(crate) fn queued(&self, _wait_ns: u64) {}

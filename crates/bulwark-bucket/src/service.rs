@@ -9,12 +9,12 @@ use std::{
     time::Duration,
 };
 
-use bulwark_http::{BoxError, Classify, RateLimited};
+use bulwark_http::{BoxError, Classify, QuotaExhausted, RateLimited};
 use http::{Request, Response};
 use tower_service::Service;
 
 use crate::{
-    future::{admit_locally, Local, ResponseFuture, Token},
+    future::{admit_locally, Local, Refusal, ResponseFuture, Token},
     key::{KeyExtractor, Unkeyed},
     shared::{BucketRef, Hub, Mode, Policy, Shared},
     stats::BucketStats,
@@ -124,6 +124,8 @@ enum Decision {
     /// Admitted now.
     Go(Option<BucketRef>),
     Refuse(RateLimited),
+    /// The upstream's quota is used up: refused at once.
+    Exhausted(QuotaExhausted),
     /// A place in the queue, and the latest admission time.
     Queue(crate::store::Ticket, u64),
     /// Asking Redis.
@@ -205,7 +207,21 @@ where
             ),
             Decision::Refuse(rejection) => {
                 self.release(ready);
-                ResponseFuture::rejected(rejection, lane, self.classify.clone(), self.policy)
+                ResponseFuture::rejected(
+                    Refusal::Limited(rejection),
+                    lane,
+                    self.classify.clone(),
+                    self.policy,
+                )
+            }
+            Decision::Exhausted(exhausted) => {
+                self.release(ready);
+                ResponseFuture::rejected(
+                    Refusal::Exhausted(exhausted),
+                    lane,
+                    self.classify.clone(),
+                    self.policy,
+                )
             }
             Decision::Queue(ticket, deadline) => {
                 let inner = self.inner.clone();
@@ -266,21 +282,35 @@ where
         let key = self.extractor.extract(req);
         let max_wait = self.policy.max_wait;
         #[cfg(feature = "redis")]
+        let redis_name = shared.redis.as_ref().and_then(|redis| {
+            redis
+                .store
+                .should_ask()
+                .then(|| redis.bucket_name(key.as_ref()))
+        });
+        let bucket = shared.bucket(key);
+        let now = shared.now();
+        // An upstream quota known to be used up: refused at once, before any token is taken.
+        if let Some(refusal) = bucket
+            .get(shared)
+            .quota
+            .refusal(now, self.policy.quota_recheck)
+        {
+            return Decision::Exhausted(shared.exhausted(refusal));
+        }
+        #[cfg(feature = "redis")]
         if let Some(redis) = &shared.redis {
-            if redis.store.should_ask() {
-                let name = redis.bucket_name(key.as_ref());
+            if let Some(name) = redis_name {
                 let future = redis.store.acquire(Arc::clone(&name), &gcra, max_wait);
                 return Decision::Ask {
                     future,
                     name,
-                    bucket: shared.bucket(key),
+                    bucket,
                 };
             }
             // Redis is down and not due for another try.
             shared.counters().fallbacks.fetch_add(1, Ordering::Relaxed);
         }
-        let bucket = shared.bucket(key);
-        let now = shared.now();
         match admit_locally(shared, &bucket, &gcra, now, max_wait) {
             Local::Go => Decision::Go(Some(bucket)),
             Local::Refuse(rejection) => Decision::Refuse(rejection),

@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use bulwark_http::{QuotaPolicy, RateLimited, MAX_RETRY_AFTER};
+use bulwark_http::{QuotaExhausted, QuotaPolicy, RateLimited, MAX_RETRY_AFTER};
 use crossbeam_utils::CachePadded;
 use tokio::time::Instant;
 
@@ -98,6 +98,12 @@ pub(crate) struct Policy {
     pub(crate) max_wait: u64,
     pub(crate) pause_on_retry_after: bool,
     pub(crate) emit_headers: bool,
+    /// With no reset announced, how often one request checks whether an exhausted quota
+    /// came back (nanoseconds).
+    pub(crate) quota_recheck: u64,
+    /// Warn when the upstream's allowance falls under this share, in thousandths (`None`:
+    /// do not read usage headers from answers).
+    pub(crate) warn_below_permille: Option<u16>,
 }
 
 /// Stripes for per-thread state: the machine's parallelism as a power of two (at most 64).
@@ -278,6 +284,14 @@ impl<K: Hash + Eq + Send + Sync + 'static> Shared<K> {
         }
     }
 
+    /// Ends the quota lock of every bucket (the global one and each key's).
+    pub(crate) fn clear_quota_locks(&self) {
+        self.global.quota.clear();
+        if let Some((map, _)) = self.keyed.as_ref().and_then(|keys| keys.map.get()) {
+            map.for_each(|bucket| bucket.quota.clear());
+        }
+    }
+
     /// Keys currently held.
     pub(crate) fn keys_held(&self) -> u64 {
         self.keyed
@@ -341,6 +355,14 @@ impl<K> Shared<K> {
         tracing::debug!(target: "bulwark_bucket", retry_after_ms = retry_after.as_millis() as u64, "rate limited");
         self.metrics.rejected();
         RateLimited::new(retry_after).with_policy(self.policy())
+    }
+
+    /// Counts a refusal for an exhausted upstream quota and passes it on.
+    pub(crate) fn exhausted(&self, refusal: QuotaExhausted) -> QuotaExhausted {
+        self.counters().rejected.fetch_add(1, Ordering::Relaxed);
+        self.metrics.exhausted();
+        tracing::debug!(target: "bulwark_bucket", retry_after_s = refusal.retry_after.as_secs(), "refused: upstream quota exhausted");
+        refusal
     }
 
     /// Counts a request that waits `wait` nanoseconds for its slot.

@@ -25,6 +25,8 @@ use crate::gcra::{Gcra, HORIZON};
 #[derive(Debug, Default)]
 pub(crate) struct LocalBucket {
     tat: AtomicU64,
+    /// An upstream quota found used up, and the low-allowance warning state.
+    pub(crate) quota: crate::quota::QuotaLock,
     /// Waiters in `queue`, readable without the lock by the admission fast path.
     queued: AtomicUsize,
     queue: Mutex<Queue>,
@@ -262,6 +264,13 @@ where
     pub(crate) fn get(&self, key: K) -> Arc<LocalBucket> {
         self.cache
             .get_with(key, || Arc::new(LocalBucket::default()))
+    }
+
+    /// Calls `f` on every bucket held.
+    pub(crate) fn for_each(&self, f: impl Fn(&LocalBucket)) {
+        for (_, bucket) in &self.cache {
+            f(&bucket);
+        }
     }
 
     /// Keys held (after pending evictions run).

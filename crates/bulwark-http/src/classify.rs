@@ -3,10 +3,11 @@
 //! | result | [`Class`] |
 //! |---|---|
 //! | 1xx, 2xx, 3xx | [`Class::Success`] |
-//! | 429, 529 | [`Class::Throttled`] — refused by the upstream, not applied |
+//! | 429 whose usage signals say the allowance is gone beyond [`QUOTA_HORIZON`] (or with no reset at all) | [`Class::QuotaExhausted`] — refused until a reset, not applied; the upstream is healthy |
+//! | other 429, 529 | [`Class::Throttled`] — refused by the upstream, not applied |
 //! | connect refused, DNS, TLS handshake (hyper-util connect errors) | [`Class::Unreachable`] — never reached the upstream |
 //! | 408, 500, 502, 503, 504 and other 5xx except 501/505, timeouts, connection reset mid-request | [`Class::Transient`] — may have been applied |
-//! | [`CircuitOpen`], [`RateLimited`] from an inner layer | [`Class::Rejected`] — refused locally, never sent |
+//! | [`CircuitOpen`], [`RateLimited`], [`QuotaExhausted`] from an inner layer | [`Class::Rejected`] — refused locally, never sent |
 //! | other 4xx, 501, 505, [`BodyTooLarge`] | [`Class::Permanent`] |
 //!
 //! Errors are classified by walking their [`source()`](std::error::Error::source) chain, so a
@@ -18,7 +19,16 @@ use std::{error::Error as StdError, io, time::Duration};
 
 use http::{Response, StatusCode};
 
-use crate::error::{BodyTooLarge, CircuitOpen, RateLimited};
+use crate::{
+    error::{BodyTooLarge, CircuitOpen, QuotaExhausted, RateLimited},
+    RateLimitInfo,
+};
+
+/// How far away a reset must be for [`HttpClassifier`] to call a 429 with no allowance left
+/// [`Class::QuotaExhausted`] rather than [`Class::Throttled`]: one minute, the longest
+/// `Retry-After` `RetryLayer` waits by default. A sooner reset is an ordinary rate limit,
+/// waited out like a `Retry-After`.
+pub const QUOTA_HORIZON: Duration = Duration::from_secs(60);
 
 /// The meaning of one attempt's outcome.
 ///
@@ -68,6 +78,20 @@ pub enum Class {
         /// The upstream's `Retry-After`, when it sent one (e.g. on a 503).
         retry_after: Option<Duration>,
     },
+    /// A 429 whose usage signals (`X-Usage-Remaining: 0`, `RateLimit: …;r=0`,
+    /// `X-RateLimit-Remaining: 0`) say the allowance is gone until a reset further away than
+    /// [`QUOTA_HORIZON`], or with no reset at all (a billing-period quota). Not applied, and
+    /// not a sign of trouble: the upstream is healthy and answering — it will refuse this
+    /// caller until the reset, so retrying is pure waste.
+    ///
+    /// `RetryLayer` does not retry it (unless its `max_retry_after` covers `resets_in`),
+    /// `CircuitBreakerLayer` counts it as neither success nor failure, `TokenBucketLayer`
+    /// refuses further requests locally with [`QuotaExhausted`] until
+    /// the reset, and `StaleCacheLayer` may answer it with a stored copy.
+    QuotaExhausted {
+        /// When the allowance comes back, when the upstream said (`None`: not announced).
+        resets_in: Option<Duration>,
+    },
     /// Refused locally by an inner bulwark layer (open circuit, rate limit); never sent.
     Rejected {
         /// When the local refusal is expected to lift.
@@ -85,6 +109,7 @@ impl Class {
             Self::Throttled { retry_after }
             | Self::Transient { retry_after }
             | Self::Rejected { retry_after } => retry_after,
+            Self::QuotaExhausted { resets_in } => resets_in,
             Self::Success | Self::Unreachable | Self::Permanent => None,
         }
     }
@@ -102,8 +127,8 @@ impl Class {
         matches!(self, Self::Transient { .. } | Self::Unreachable)
     }
 
-    /// `true` when a stale copy may stand in for this outcome: `Throttled`, `Unreachable`,
-    /// `Transient` and `Rejected`.
+    /// `true` when a stale copy may stand in for this outcome: `Throttled`, `QuotaExhausted`,
+    /// `Unreachable`, `Transient` and `Rejected`.
     #[must_use]
     pub const fn is_failure(&self) -> bool {
         !matches!(self, Self::Success | Self::Permanent)
@@ -115,6 +140,7 @@ impl Class {
         match self {
             Self::Success => "success",
             Self::Throttled { .. } => "throttled",
+            Self::QuotaExhausted { .. } => "quota_exhausted",
             Self::Unreachable => "unreachable",
             Self::Transient { .. } => "transient",
             Self::Rejected { .. } => "rejected",
@@ -192,14 +218,41 @@ impl HttpClassifier {
     }
 }
 
+impl HttpClassifier {
+    /// A 429 read with its usage signals: [`Class::QuotaExhausted`] when no allowance is left
+    /// until a reset beyond [`QUOTA_HORIZON`] (or none announced), else
+    /// [`Class::Throttled`] — waiting for `Retry-After`, or for the announced reset when the
+    /// allowance is gone and no `Retry-After` was sent.
+    #[must_use]
+    pub fn classify_429(headers: &http::HeaderMap, retry_after: Option<Duration>) -> Class {
+        let info = RateLimitInfo::from_headers(headers);
+        if info.remaining != Some(0) {
+            return Class::Throttled { retry_after };
+        }
+        // The allowance is gone: the sooner of `Retry-After` and the reset says when.
+        let resets_in = match (retry_after, info.reset) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match resets_in {
+            Some(wait) if wait <= QUOTA_HORIZON => Class::Throttled {
+                retry_after: Some(wait),
+            },
+            resets_in => Class::QuotaExhausted { resets_in },
+        }
+    }
+}
+
 impl Classify for HttpClassifier {
     fn classify_response<B>(&self, res: &Response<B>) -> Class {
         let status = res.status();
-        let retry_after = if status.is_success() {
-            None
-        } else {
-            crate::retry_after(res.headers())
-        };
+        if status.is_success() {
+            return Class::Success;
+        }
+        let retry_after = crate::retry_after(res.headers());
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Self::classify_429(res.headers(), retry_after);
+        }
         Self::classify_status(status, retry_after)
     }
 
@@ -232,6 +285,11 @@ fn classify_one(err: &(dyn StdError + 'static)) -> Option<Class> {
     if let Some(limited) = err.downcast_ref::<RateLimited>() {
         return Some(Class::Rejected {
             retry_after: Some(limited.retry_after),
+        });
+    }
+    if let Some(exhausted) = err.downcast_ref::<QuotaExhausted>() {
+        return Some(Class::Rejected {
+            retry_after: Some(exhausted.retry_after),
         });
     }
     if err.is::<BodyTooLarge>() {
@@ -311,6 +369,67 @@ mod tests {
         for p in [400, 401, 403, 404, 409, 410, 413, 422, 501, 505] {
             assert_eq!(status(p), Class::Permanent, "{p}");
         }
+    }
+
+    fn with_headers(code: u16, headers: &[(&str, &str)]) -> Class {
+        let mut res = Response::builder().status(code);
+        for (k, v) in headers {
+            res = res.header(*k, *v);
+        }
+        HttpClassifier.classify_response(&res.body(()).unwrap())
+    }
+
+    #[test]
+    fn a_429_with_no_allowance_left_is_quota_exhaustion() {
+        // Mark2Notion's monthly quota: no reset at all.
+        let usage = [
+            ("x-usage-current", "1000"),
+            ("x-usage-quota", "1000"),
+            ("x-usage-remaining", "0"),
+        ];
+        assert_eq!(
+            with_headers(429, &usage),
+            Class::QuotaExhausted { resets_in: None }
+        );
+        // A reset an hour away.
+        let hourly = [
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "3600"),
+        ];
+        assert_eq!(
+            with_headers(429, &hourly),
+            Class::QuotaExhausted {
+                resets_in: Some(Duration::from_secs(3600))
+            }
+        );
+        // A reset within the horizon is an ordinary rate limit, waited for.
+        let soon = [("ratelimit", r#""default";r=0;t=3"#)];
+        assert_eq!(
+            with_headers(429, &soon),
+            Class::Throttled {
+                retry_after: Some(Duration::from_secs(3))
+            }
+        );
+        // Allowance left, or no signals: throttled as before.
+        assert_eq!(
+            with_headers(429, &[("x-usage-remaining", "5"), ("retry-after", "2")]),
+            Class::Throttled {
+                retry_after: Some(Duration::from_secs(2))
+            }
+        );
+        assert_eq!(
+            with_headers(429, &[]),
+            Class::Throttled { retry_after: None }
+        );
+        // Only a 429 says "quota": a 503 with the same headers is transient.
+        assert_eq!(
+            with_headers(503, &usage),
+            Class::Transient { retry_after: None }
+        );
+        // The class's own contract.
+        let exhausted = Class::QuotaExhausted { resets_in: None };
+        assert!(exhausted.is_failure() && !exhausted.is_upstream_failure());
+        assert_eq!(exhausted.as_str(), "quota_exhausted");
     }
 
     #[test]

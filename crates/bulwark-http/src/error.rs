@@ -130,6 +130,57 @@ impl fmt::Display for RateLimited {
 
 impl std::error::Error for RateLimited {}
 
+/// The upstream's quota is used up (it answered a 429 whose usage signals said no allowance
+/// is left, [`Class::QuotaExhausted`](crate::Class::QuotaExhausted)), so the request was
+/// refused locally without being sent — by `TokenBucketLayer`, until the quota resets.
+///
+/// Rendered by [`RejectionResponseLayer`](crate::RejectionResponseLayer) as 429 with
+/// `Retry-After`.
+///
+/// ```
+/// use std::time::Duration;
+/// use bulwark_http::QuotaExhausted;
+///
+/// let billing_period = QuotaExhausted::new(None, Duration::from_secs(60));
+/// assert_eq!(billing_period.to_string(), "quota exhausted: no reset announced; next try in 60.000s");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QuotaExhausted {
+    /// When the upstream said the quota resets, measured when the refusal was made (`None`:
+    /// not announced — a billing-period quota).
+    pub resets_in: Option<Duration>,
+    /// When a request may be tried again: the reset, or — with no reset announced — when the
+    /// next request is let through to see whether the quota came back.
+    pub retry_after: Duration,
+}
+
+impl QuotaExhausted {
+    /// A refusal until `resets_in` (when known), suggesting a new try after `retry_after`.
+    #[must_use]
+    pub const fn new(resets_in: Option<Duration>, retry_after: Duration) -> Self {
+        Self {
+            resets_in,
+            retry_after,
+        }
+    }
+}
+
+impl fmt::Display for QuotaExhausted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.resets_in {
+            Some(resets_in) => write!(f, "quota exhausted: resets in {}", Wait(resets_in)),
+            None => write!(
+                f,
+                "quota exhausted: no reset announced; next try in {}",
+                Wait(self.retry_after)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for QuotaExhausted {}
+
 /// A request body was longer than the buffering limit; reading stopped at the limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]

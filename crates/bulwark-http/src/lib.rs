@@ -61,13 +61,15 @@ pub mod retry_after;
 
 pub use as_error::AsStdError;
 pub use body::{BufferBody, BufferBodyFuture, BufferBodyLayer, BufferedBody};
-pub use classify::{classify_error_chain, Class, Classify, HttpClassifier};
-pub use error::{BodyTooLarge, BoxError, CircuitOpen, InvalidConfig, QuotaPolicy, RateLimited};
+pub use classify::{classify_error_chain, Class, Classify, HttpClassifier, QUOTA_HORIZON};
+pub use error::{
+    BodyTooLarge, BoxError, CircuitOpen, InvalidConfig, QuotaExhausted, QuotaPolicy, RateLimited,
+};
 pub use idempotency::{Idempotency, IDEMPOTENCY_KEY};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use key_secret::KeySecret;
-pub use ratelimit::RateLimitInfo;
+pub use ratelimit::{QuotaSource, RateLimitInfo};
 pub use rejection::{
     DefaultRenderer, Rejection, RejectionResponse, RejectionResponseLayer, RenderRejection,
     ResponseFuture as RejectionResponseFuture,

@@ -16,6 +16,7 @@
 //! | [`BREAKER_ABANDONED_TOTAL`] | counter | `name` | calls dropped past the slow-call threshold (failures) |
 //! | [`BUCKET_WAIT_SECONDS`] | histogram | `name` | how long admitted requests waited for a token |
 //! | [`BUCKET_PAUSED_TOTAL`] | counter | `name` | pauses of the bucket by an upstream 429 |
+//! | [`QUOTA_REMAINING_RATIO`] | gauge | `name` | the upstream's advertised allowance left, 0 to 1 (its usage headers) |
 //! | [`CACHE_AGE_SECONDS`] | histogram | `name` | age of the stale answers served |
 //! | [`CACHE_STORES_TOTAL`] | counter | `name` | responses stored for later stale answers |
 //! | [`NOTION_ERRORS_TOTAL`] | counter | `name`, `status`, `code` | Notion error answers, by Notion's `code` |
@@ -27,7 +28,9 @@
 //!   budget or the deadline ran out, or a write that may have been applied — the reason is in
 //!   [`RETRY_GAVE_UP_TOTAL`]);
 //! - `breaker`: `permitted`, `rejected` (the circuit was open);
-//! - `bucket`: `admitted` (a token at once), `waited` (a token after a wait), `rejected`;
+//! - `bucket`: `admitted` (let through, at once or after a wait — the waits are in
+//!   [`BUCKET_WAIT_SECONDS`]), `rejected` (no token within `max_wait`), `quota_exhausted`
+//!   (refused locally: the upstream's quota is used up);
 //! - `cache`: `fresh` (answered from the cache), `miss` (sent upstream), `stale` (a stale
 //!   answer for a failed or refused call), `bypass` (not a cached method).
 //!
@@ -62,6 +65,8 @@ pub const BREAKER_ABANDONED_TOTAL: &str = "bulwark_breaker_abandoned_total";
 pub const BUCKET_WAIT_SECONDS: &str = "bulwark_bucket_wait_seconds";
 /// Pauses of the bucket by an upstream 429: counter, label `name`.
 pub const BUCKET_PAUSED_TOTAL: &str = "bulwark_bucket_paused_total";
+/// The upstream's advertised allowance left as a share of its limit: gauge, label `name`.
+pub const QUOTA_REMAINING_RATIO: &str = "bulwark_quota_remaining_ratio";
 /// Age of the stale answers served in seconds: histogram, label `name`.
 pub const CACHE_AGE_SECONDS: &str = "bulwark_cache_age_seconds";
 /// Responses stored for stale answers: counter, label `name`.

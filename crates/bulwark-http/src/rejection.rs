@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | [`CircuitOpen`] | `CircuitOpen` | 503, `Retry-After` |
 //! | [`RateLimited`] | `RateLimited` | 429, `Retry-After`, IETF `RateLimit` / `RateLimit-Policy` |
+//! | [`QuotaExhausted`] | `QuotaExhausted` | 429, `Retry-After` (the reset, or the next try) |
 //! | [`BodyTooLarge`] | `BodyTooLarge` | 413 |
 //! | a deadline inside this layer ran out: `tower::timeout::error::Elapsed` (tower's `TimeoutLayer`), `tokio::time::error::Elapsed` | `Timeout` | 503, no `Retry-After` ([why](#a-timeout-is-503)) |
 //! | an upstream failure (unreachable, reset, an HTTP client's error), or an error nothing explains | `Upstream` | 502 |
@@ -49,7 +50,7 @@ use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 
 use crate::{
     classify::{classify_error_chain, Class},
-    error::{BodyTooLarge, CircuitOpen, RateLimited},
+    error::{BodyTooLarge, CircuitOpen, QuotaExhausted, RateLimited},
     ratelimit, retry_after_value, BufferedBody,
 };
 
@@ -84,6 +85,8 @@ pub enum Rejection {
     CircuitOpen(CircuitOpen),
     /// A rate limiter refused → 429.
     RateLimited(RateLimited),
+    /// The upstream's quota is used up; refused locally until it resets → 429.
+    QuotaExhausted(QuotaExhausted),
     /// The request body was too large → 413.
     BodyTooLarge(BodyTooLarge),
     /// A deadline inside this layer ran out (`tower::timeout::error::Elapsed`,
@@ -108,6 +111,9 @@ impl Rejection {
             if let Some(limited) = e.downcast_ref::<RateLimited>() {
                 return Self::RateLimited(*limited);
             }
+            if let Some(exhausted) = e.downcast_ref::<QuotaExhausted>() {
+                return Self::QuotaExhausted(*exhausted);
+            }
             if let Some(large) = e.downcast_ref::<BodyTooLarge>() {
                 return Self::BodyTooLarge(*large);
             }
@@ -129,7 +135,7 @@ impl Rejection {
     pub const fn status(&self) -> StatusCode {
         match self {
             Self::CircuitOpen(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited(_) | Self::QuotaExhausted(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
             Self::Upstream => StatusCode::BAD_GATEWAY,
@@ -143,17 +149,20 @@ impl Rejection {
         match self {
             Self::CircuitOpen(open) => Some(open.retry_after),
             Self::RateLimited(limited) => Some(limited.retry_after),
+            Self::QuotaExhausted(exhausted) => Some(exhausted.retry_after),
             _ => None,
         }
     }
 
-    /// A short machine-readable code: `circuit_open`, `rate_limited`, `body_too_large`,
+    /// A short machine-readable code: `circuit_open`, `rate_limited`, `quota_exhausted`,
+    /// `body_too_large`,
     /// `timeout`, `bad_gateway`, `internal_error`.
     #[must_use]
     pub const fn code(&self) -> &'static str {
         match self {
             Self::CircuitOpen(_) => "circuit_open",
             Self::RateLimited(_) => "rate_limited",
+            Self::QuotaExhausted(_) => "quota_exhausted",
             Self::BodyTooLarge(_) => "body_too_large",
             Self::Timeout => "timeout",
             Self::Upstream => "bad_gateway",
@@ -167,6 +176,9 @@ impl Rejection {
         match self {
             Self::CircuitOpen(_) => "The upstream service is failing; requests are paused.",
             Self::RateLimited(_) => "Too many requests; slow down.",
+            Self::QuotaExhausted(_) => {
+                "The upstream's usage quota is exhausted; requests resume when it resets."
+            }
             Self::BodyTooLarge(_) => "The request body is too large.",
             Self::Timeout => "The request took too long to process.",
             Self::Upstream => "The upstream service failed to answer.",

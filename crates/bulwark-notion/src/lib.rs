@@ -129,6 +129,7 @@ mod headers;
 mod hostile_inputs;
 mod layer;
 pub mod limits;
+pub mod mark2notion;
 mod metrics;
 pub mod reconcile;
 pub mod rejection;

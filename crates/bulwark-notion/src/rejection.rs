@@ -57,6 +57,14 @@ pub fn rejection_error(rejection: &Rejection) -> NotionError {
                 whole_seconds(limited.retry_after)
             ),
         ),
+        Rejection::QuotaExhausted(exhausted) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            NotionErrorCode::RateLimited,
+            format!(
+                "bulwark: the upstream's usage quota is exhausted; the request was not sent. Retry after {} s.",
+                whole_seconds(exhausted.retry_after)
+            ),
+        ),
         Rejection::BodyTooLarge(large) => (
             StatusCode::PAYLOAD_TOO_LARGE,
             NotionErrorCode::ValidationError,

@@ -39,6 +39,9 @@ pub enum GiveUp {
     Deadline,
     /// A `Transient` failure of a request that is not idempotent: it may have been applied.
     NotIdempotent,
+    /// The upstream's quota is exhausted until a reset further away than `max_retry_after`
+    /// (or none announced): every retry would be refused too.
+    QuotaExhausted,
 }
 
 impl GiveUp {
@@ -51,6 +54,7 @@ impl GiveUp {
             Self::RetryAfterTooLong => "retry_after_too_long",
             Self::Deadline => "deadline",
             Self::NotIdempotent => "not_idempotent",
+            Self::QuotaExhausted => "quota_exhausted",
         }
     }
 }

@@ -141,6 +141,12 @@ fn decide<C>(
         Class::Success | Class::Permanent | Class::Rejected { .. } => return Err(None),
         Class::Transient { .. } if !idempotent() => return Err(Some(GiveUp::NotIdempotent)),
         Class::Throttled { .. } | Class::Unreachable | Class::Transient { .. } => {}
+        // A quota that comes back within the longest wait this layer accepts is waited for,
+        // like a `Retry-After`; one further away (or never announced) is not worth a retry.
+        Class::QuotaExhausted {
+            resets_in: Some(resets_in),
+        } if resets_in <= policy.max_retry_after => {}
+        Class::QuotaExhausted { .. } => return Err(Some(GiveUp::QuotaExhausted)),
         // A class added to `bulwark-http` later: not retried, like `Permanent` (see `Class`).
         _ => return Err(None),
     }

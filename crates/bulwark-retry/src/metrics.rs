@@ -22,12 +22,13 @@ mod imp {
 
     use crate::event::GiveUp;
 
-    const REASONS: [GiveUp; 5] = [
+    const REASONS: [GiveUp; 6] = [
         GiveUp::MaxRetries,
         GiveUp::BudgetExhausted,
         GiveUp::RetryAfterTooLong,
         GiveUp::Deadline,
         GiveUp::NotIdempotent,
+        GiveUp::QuotaExhausted,
     ];
     /// The classes a retry is ever caused by (the default table's retryable ones), in
     /// [`class_index`] order; a custom classifier's others are registered when they occur.
@@ -38,7 +39,7 @@ mod imp {
         success: Counter,
         failure: Counter,
         gave_up_request: Counter,
-        gave_up: [Counter; 5],
+        gave_up: [Counter; 6],
         attempts: [Counter; 3],
         wait_backoff: Histogram,
         wait_retry_after: Histogram,

@@ -129,6 +129,7 @@ pub mod fuzz;
 mod hostile_inputs;
 mod in_process;
 mod logs;
+pub mod mark2notion;
 mod query;
 mod record;
 mod redis_server;
@@ -141,6 +142,9 @@ pub use fake::{FakeNotion, FakeNotionBuilder};
 pub use fault::{Fault, FaultHandle, Matcher};
 pub use in_process::InProcessNotion;
 pub use logs::CapturedLogs;
+pub use mark2notion::{
+    FakeMark2Notion, FakeMark2NotionBuilder, InProcessMark2Notion, Mark2NotionHandle,
+};
 pub use record::RecordedRequest;
 pub use redis_server::{RedisServer, REDIS_TEST_LOG_VAR, REQUIRE_REDIS_VAR};
 pub use status::StatusIndicator;
