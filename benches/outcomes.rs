@@ -2,9 +2,10 @@
 //! Notion user could pick instead of bulwark. One markdown table per fault profile (or JSON).
 //!
 //! ```text
-//! cargo bench --bench outcomes                       # 8 profiles × 6 policies, seed 13
+//! cargo bench --bench outcomes                       # 8 profiles × 7 policies, then quota-exhausted
 //! cargo bench --bench outcomes -- --seed 7 --json    # another trace, for machines
 //! cargo bench --bench outcomes -- --profile outage-20s --policy bulwark
+//! cargo bench --bench outcomes -- --profile quota-exhausted   # Mark2Notion's quota running out
 //! ```
 //!
 //! The harness (workload, policies, profiles, counting, rendering) is the `bulwark-outcomes`
@@ -14,7 +15,7 @@
 
 use std::{process::ExitCode, time::SystemTime};
 
-use bulwark_outcomes::{render, run_profile, Args};
+use bulwark_outcomes::{render, run_profile, run_quota_profile, Args};
 
 fn main() -> ExitCode {
     let args = match Args::parse(std::env::args().skip(1)) {
@@ -40,14 +41,26 @@ fn main() -> ExitCode {
         }
         reports.push(report);
     }
+    let quota = args.quota_exhausted.then(|| {
+        let report = run_quota_profile(&args.quota_policies, &args.settings);
+        if !args.json {
+            println!("{}", render::quota_table(&report, &args.settings));
+        }
+        report
+    });
     if args.json {
-        println!("{:#}", render::json(&reports, &args.settings));
+        let document = render::json_with_quota(&reports, quota.as_ref(), &args.settings);
+        println!("{document:#}");
     }
     let wall = began.elapsed().unwrap_or_default();
     eprintln!(
-        "{} profiles × {} policies in {:.1} s of wall time",
+        "{} profiles × {} policies{} in {:.1} s of wall time",
         args.profiles.len(),
         args.policies.len(),
+        quota.as_ref().map_or_else(String::new, |report| format!(
+            ", quota-exhausted × {}",
+            report.rows.len()
+        )),
         wall.as_secs_f64()
     );
     ExitCode::SUCCESS

@@ -6,13 +6,17 @@
 //! - bulwark never receives more 429s than the official JS SDK's policy;
 //! - bulwark never completes fewer reads than no policy at all;
 //! - with `dedupe_creates_by`, no write the caller was told failed had been applied, and the
-//!   outage ends in a first success within 5 s.
+//!   outage ends in a first success within 5 s;
+//! - once Mark2Notion's quota is gone, bulwark sends at most the one call that revealed it and
+//!   its callers wait for nothing, where the seed's retry loop sends every operation again.
 //!
 //! Virtual time: each run is a paused-clock runtime of its own (see `bulwark_outcomes::run`).
 
 use std::time::Duration;
 
-use bulwark_outcomes::{run_profile, Policy, Profile, ProfileReport, Settings};
+use bulwark_outcomes::{
+    run_profile, run_quota_profile, Policy, Profile, ProfileReport, QuotaPolicy, Settings,
+};
 
 const POLICIES: [Policy; 4] = [
     Policy::Bare,
@@ -110,4 +114,54 @@ fn same_seed_same_outcome() {
         &settings,
     );
     assert_eq!(once, twice);
+}
+
+/// Issue 18, the `quota-exhausted` headline: after Mark2Notion's monthly quota runs out,
+/// bulwark wastes at most the one call that revealed it (the hourly recheck never comes in a
+/// run this short) and its callers wait 0 s, while the seed's documented retry loop sends at
+/// least 3 more calls per operation and makes its callers wait for each.
+#[test]
+fn quota_exhausted_bulwark_wastes_at_most_one_call_and_no_time_the_seed_loop_wastes_three_per_operation(
+) {
+    let settings = Settings::new(Settings::DEFAULT_SEED).duration(Duration::from_secs(60));
+    let report = run_quota_profile(
+        &[QuotaPolicy::SeedRetryLoop, QuotaPolicy::Bulwark],
+        &settings,
+    );
+    let (seed, bulwark) = (&report.rows[0], &report.rows[1]);
+    for row in &report.rows {
+        assert!(
+            row.exhausted_at.is_some() && row.operations_after_exhaustion > 0,
+            "{:?}: the quota ran out with work left: {row:?}",
+            row.policy
+        );
+        assert_eq!(row.succeeded as u64, row.quota, "{:?}", row.policy);
+    }
+    assert!(
+        bulwark.calls_after_exhaustion <= 1,
+        "bulwark: {} calls after exhaustion",
+        bulwark.calls_after_exhaustion
+    );
+    assert_eq!(
+        bulwark.waiting_after_exhaustion,
+        Duration::ZERO,
+        "{bulwark:?}"
+    );
+    assert_eq!(
+        bulwark.failures.get("QuotaExhausted (local)"),
+        Some(&(bulwark.operations_after_exhaustion - 1)),
+        "bulwark's callers get the typed local error after the revealing 429: {:?}",
+        bulwark.failures
+    );
+    let per_operation = seed.wasted_per_operation().expect("operations after it");
+    assert!(
+        per_operation >= 3.0,
+        "seed retry loop: {per_operation} calls wasted per operation"
+    );
+    assert!(
+        seed.waiting_after_exhaustion
+            >= Duration::from_secs(7) * u32::try_from(seed.operations_after_exhaustion).unwrap(),
+        "seed retry loop: {:?} waited",
+        seed.waiting_after_exhaustion
+    );
 }

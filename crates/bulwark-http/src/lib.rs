@@ -11,7 +11,9 @@
 //! * [`error`]: the rejections layers return ([`CircuitOpen`],
 //!   [`RateLimited`], [`BodyTooLarge`]), and
 //!   [`RejectionResponseLayer`] that renders them as 503 / 429 / 413 responses for servers.
-//! * [`RateLimitInfo`]: the IETF `RateLimit` fields and legacy `X-RateLimit-*` in one struct.
+//! * [`RateLimitInfo`]: what an upstream says is left — the IETF `RateLimit` fields, legacy
+//!   `X-RateLimit-*` and `X-Usage-*` — in one struct; a 429 with nothing left until a far reset is
+//!   [`Class::QuotaExhausted`], refused locally as [`QuotaExhausted`] by the bucket.
 //!
 //! # Example
 //! ```

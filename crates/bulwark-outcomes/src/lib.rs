@@ -16,6 +16,12 @@
 //!   same without its breaker), `bulwark`.
 //! - **Profiles** ([`Profile`]): `steady-429`, `flaky-5xx`, `outage-20s`, `outage-5min`,
 //!   `flapping`, `slow`, `edge-html`, `overload-529`.
+//! - **`quota-exhausted`** ([`run_quota_profile`]): against the in-process fake Mark2Notion
+//!   instead ([`bulwark_testkit::InProcessMark2Notion`]): [`QUOTA_WORKERS`] workers converting
+//!   Markdown until its monthly quota runs out a third of the way in; policies
+//!   ([`QuotaPolicy`]) `bare`, `seed retry loop`, `retry every failure`, `bulwark`
+//!   (`Mark2NotionLayer`); counted ([`QuotaOutcome`]): calls after exhaustion, callers' waiting
+//!   after it, what they got.
 //! - **Counting** ([`Outcome`]): succeeded and failed operations are what the callers saw;
 //!   calls, 429s and recovery times come from FakeNotion's request log; failed-but-applied and
 //!   duplicated writes from its page store (by the operations' unique titles). Nothing is read
@@ -41,6 +47,7 @@ pub mod args;
 mod metrics;
 mod policy;
 mod profile;
+mod quota;
 pub mod render;
 mod run;
 pub mod workload;
@@ -49,5 +56,9 @@ pub use args::Args;
 pub use metrics::Outcome;
 pub use policy::Policy;
 pub use profile::Profile;
+pub use quota::{
+    run_quota, run_quota_profile, QuotaOutcome, QuotaPolicy, QuotaReport, QUOTA_PROFILE,
+    QUOTA_WORKERS,
+};
 pub use run::{run, run_profile, ProfileReport, Settings};
 pub use workload::WORKERS;

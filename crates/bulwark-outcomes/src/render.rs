@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use crate::{
     metrics::Outcome,
     policy::Policy,
+    quota::{QuotaOutcome, QuotaReport, QUOTA_PROFILE, QUOTA_WORKERS},
     run::{ProfileReport, Settings},
     workload::WORKERS,
 };
@@ -141,6 +142,108 @@ fn row_json(row: &Outcome) -> Value {
         "stale_answers": row.stale_answers,
         "finished_after_ms": millis(row.finished_after),
         "failures": row.failures,
+    })
+}
+
+/// What the `quota-exhausted` table shows, printed under it.
+const QUOTA_NOTE: &str = "Mark2Notion answers a used-up monthly quota with 429 `Usage quota exceeded for current billing period`, `X-Usage-Remaining: 0` and no `Retry-After`: nothing will change before the next billing period, so every call after it is wasted and every second a caller waits for one is lost. The seed retry loop (Mark2Notion's documented `callAPIWithRetry`, the Notion tables' `naive`) sends each operation 4 times and keeps its caller 7 s for the same 429; retrying every failure sends it 4 times too, 3 s. bulwark's `Mark2NotionLayer` classifies that 429 as `QuotaExhausted`: it hands the one that revealed it to its caller unretried, leaves the circuit closed (the service is healthy), and refuses every later request at once, locally, with a typed `bulwark_http::QuotaExhausted` error (`downcast_ref`) carrying when to try again — one call an hour checks whether the quota came back. Operations after = those asked once the quota had run out; calls after exhaustion = the fake's count of requests that arrived with the quota already spent; waiting after exhaustion = the time those operations took to answer, summed (virtual time), and the longest.";
+
+/// The `quota-exhausted` heading, table and note.
+#[must_use]
+pub fn quota_table(report: &QuotaReport, settings: &Settings) -> String {
+    let first = report.rows.first();
+    let operations = first.map_or(0, |row| row.operations);
+    let quota = first.map_or(0, |row| row.quota);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "### {QUOTA_PROFILE}\n\nMark2Notion (the in-process fake, `POST /api/convert`) with a monthly quota of {quota} conversions that runs out about a third of the way in and does not come back during the run. Work: {operations} conversions ({} s at the offered rate), {QUOTA_WORKERS} workers, seed {}.\n",
+        report.duration.as_secs(),
+        settings.seed,
+    );
+    out.push_str("| policy | offered | succeeded | failed | upstream calls | quota ran out at | operations after | calls after exhaustion | waiting after exhaustion | what callers got | all done after |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|\n");
+    for row in &report.rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.policy.name(),
+            row.operations,
+            row.succeeded,
+            row.failed,
+            row.upstream_calls,
+            row.exhausted_at
+                .map_or_else(|| "never".to_owned(), duration),
+            row.operations_after_exhaustion,
+            row.calls_after_exhaustion,
+            waiting(row),
+            failures(&row.failures),
+            duration(row.finished_after),
+        );
+    }
+    let _ = writeln!(out, "\n{QUOTA_NOTE}");
+    out
+}
+
+/// `4200 s (max 7.0 s)`, or `–` when no operation came after.
+fn waiting(row: &QuotaOutcome) -> String {
+    if row.operations_after_exhaustion == 0 {
+        return "–".to_owned();
+    }
+    format!(
+        "{} (max {})",
+        duration(row.waiting_after_exhaustion),
+        duration(row.longest_after_exhaustion),
+    )
+}
+
+/// The failures, most frequent first: `QuotaExhausted (local) × 599, 429 response × 1`.
+fn failures(failures: &std::collections::BTreeMap<String, usize>) -> String {
+    if failures.is_empty() {
+        return "–".to_owned();
+    }
+    let mut sorted: Vec<(&String, &usize)> = failures.iter().collect();
+    sorted.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
+    sorted
+        .iter()
+        .map(|(why, n)| format!("{why} × {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// [`json()`](fn@json), with the `quota-exhausted` report under `"quota_exhausted"` when there is one.
+#[must_use]
+pub fn json_with_quota(
+    reports: &[ProfileReport],
+    quota: Option<&QuotaReport>,
+    settings: &Settings,
+) -> Value {
+    let mut document = json(reports, settings);
+    if let (Some(report), Some(object)) = (quota, document.as_object_mut()) {
+        object.insert("quota_exhausted".to_owned(), quota_json(report));
+    }
+    document
+}
+
+fn quota_json(report: &QuotaReport) -> Value {
+    json!({
+        "profile": QUOTA_PROFILE,
+        "workers": QUOTA_WORKERS,
+        "duration_s": report.duration.as_secs(),
+        "rows": report.rows.iter().map(|row| json!({
+            "policy": row.policy.name(),
+            "operations": row.operations,
+            "quota": row.quota,
+            "succeeded": row.succeeded,
+            "failed": row.failed,
+            "upstream_calls": row.upstream_calls,
+            "calls_after_exhaustion": row.calls_after_exhaustion,
+            "exhausted_at_ms": row.exhausted_at.map(millis),
+            "operations_after_exhaustion": row.operations_after_exhaustion,
+            "waiting_after_exhaustion_ms": millis(row.waiting_after_exhaustion),
+            "longest_after_exhaustion_ms": millis(row.longest_after_exhaustion),
+            "failures": row.failures,
+            "finished_after_ms": millis(row.finished_after),
+        })).collect::<Vec<_>>(),
     })
 }
 

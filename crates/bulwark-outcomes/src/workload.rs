@@ -253,7 +253,7 @@ async fn call(stack: &mut Stack, req: Req) -> Result<http::Response<bytes::Bytes
 /// A short name for why a call failed: the innermost error's message with its numbers
 /// replaced by `N` (so `retry after 12.3s` and `retry after 4.1s` count as one reason), cut at
 /// 60 characters.
-fn describe_error(error: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn describe_error(error: &(dyn std::error::Error + 'static)) -> String {
     let mut innermost = error;
     // Bounded: error chains are short, but a cyclic `source` must not hang the harness.
     for _ in 0..16 {

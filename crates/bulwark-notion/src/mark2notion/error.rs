@@ -47,7 +47,7 @@ pub enum Mark2NotionErrorKind {
 /// An error answer of Mark2Notion, parsed.
 ///
 /// ```
-/// use bulwark_notion::mark2notion::{Mark2NotionError, Mark2NotionErrorKind};
+/// use bulwark_notion::mark2notion::Mark2NotionError;
 /// use http::{HeaderMap, StatusCode};
 ///
 /// let body = br#"{"status":"error","message":"Usage quota exceeded for current billing period","data":{"current_usage":1000,"quota":1000,"plan":"free","requests_remaining":0}}"#;

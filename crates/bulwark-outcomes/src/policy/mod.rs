@@ -5,7 +5,7 @@
 //! or a [`BoxError`].
 
 mod js_sdk;
-mod naive;
+pub(crate) mod naive;
 mod resilience;
 
 use std::{future::Future, pin::Pin};
@@ -26,7 +26,7 @@ pub(crate) type Res = Response<Bytes>;
 /// A policy's stack over the upstream.
 pub(crate) type Stack = BoxCloneService<Req, Res, BoxError>;
 /// The futures of the hand-written policies.
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 
 /// A resilience policy. See [`Policy::describe`] for each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -140,7 +140,7 @@ impl Policy {
 
 /// `svc` with its response bodies collected into `Bytes` (extensions kept) and its errors
 /// boxed, boxed itself.
-fn collected<S, B>(svc: S) -> Stack
+pub(crate) fn collected<S, B>(svc: S) -> Stack
 where
     S: Service<Req, Response = Response<B>> + Clone + Send + 'static,
     S::Error: Into<BoxError>,
