@@ -262,6 +262,11 @@ where
     }
 
     pub(crate) fn get(&self, key: K) -> Arc<LocalBucket> {
+        // A plain look-up first: moka's `get_with` wraps the key in an `Arc` even when the
+        // key is there, one allocation per request on the hot path.
+        if let Some(bucket) = self.cache.get(&key) {
+            return bucket;
+        }
         self.cache
             .get_with(key, || Arc::new(LocalBucket::default()))
     }
