@@ -63,7 +63,10 @@ pub struct BreakerMetrics {
     /// Of those, failures.
     pub failures: u64,
     /// Of those, slower than the
-    /// [slow-call threshold](crate::CircuitBreakerBuilder::slow_call_threshold).
+    /// [slow-call threshold](crate::CircuitBreakerBuilder::slow_call_threshold): every one
+    /// with a [`slow_call`](crate::CircuitBreakerBuilder::slow_call) ratio set, otherwise
+    /// only the calls dropped past it (a completed call's duration is measured only for the
+    /// ratio).
     pub slow_calls: u64,
     /// Of the failures, calls whose response future was dropped after running at least the
     /// slow-call threshold — given up on by a timeout (or a caller) outside the breaker.

@@ -178,9 +178,12 @@ impl<C> CircuitBreakerBuilder<C> {
     ///   at or below the timeout you put around the breaker, or that timeout goes unseen;
     ///   `Duration::MAX` turns the rule off. Time spent in layers below the breaker (waiting
     ///   for a token bucket, for a `ConcurrencyLimit` permit) counts toward it.
-    /// - **Slow calls.** Completed calls at least this long are counted in
-    ///   [`BreakerMetrics::slow_calls`](crate::BreakerMetrics::slow_calls), and open the
-    ///   circuit once their share reaches the ratio given to [`slow_call`](Self::slow_call).
+    /// - **Slow calls.** With a ratio given to [`slow_call`](Self::slow_call), completed
+    ///   calls at least this long are counted in
+    ///   [`BreakerMetrics::slow_calls`](crate::BreakerMetrics::slow_calls) and open the circuit
+    ///   once their share reaches it. Without one, a completed call's duration is not measured
+    ///   (one clock read per call, at admission, instead of two), and only dropped calls are
+    ///   counted slow.
     ///
     /// See [where a timeout belongs](crate#where-a-timeout-belongs).
     ///

@@ -298,7 +298,8 @@ impl Core {
     /// (a cancelled client, a lost race) says nothing about the upstream and only gives its
     /// probe permit back. A call never sent (`started` is `None`) is never recorded.
     pub(crate) fn abandon(&self, admission: Admission, started: Option<Instant>) {
-        let ran = started.map(|started| Instant::now().saturating_duration_since(started));
+        let now = Instant::now();
+        let ran = started.map(|started| now.saturating_duration_since(started));
         match ran {
             Some(ran) if ran >= self.config.slow_call_threshold => {
                 self.abandoned.fetch_add(1, Ordering::Relaxed);
@@ -308,7 +309,7 @@ impl Core {
                     ran_ms = millis(ran),
                     "a call dropped past the slow-call threshold counts as a failure"
                 );
-                self.complete(admission, Outcome::Failure, started);
+                self.record(admission, Outcome::Failure, true, Some(now));
             }
             _ => {
                 if let Admission::Probe(generation) = admission {
@@ -325,16 +326,23 @@ impl Core {
         outcome: Outcome,
         started: Option<Instant>,
     ) {
-        // The clock only for what needs it (a time window, a call's duration).
-        let now = (self.window.needs_time() || started.is_some()).then(Instant::now);
+        // The clock is read again only where a completed call's duration matters: with a
+        // slow-call ratio. A time window files the call under the time it started (read at
+        // admission for the drop rule anyway): one clock read per call on the closed path.
+        let now = self.config.slow_call_ratio.is_some().then(Instant::now);
         let slow = match (started, now) {
             (Some(started), Some(now)) => {
                 now.saturating_duration_since(started) >= self.config.slow_call_threshold
             }
             _ => false,
         };
+        self.record(admission, outcome, slow, now.or(started));
+    }
+
+    /// Records an outcome known to be `slow` (or not), filed at `at` in a time window.
+    fn record(&self, admission: Admission, outcome: Outcome, slow: bool, at: Option<Instant>) {
         match admission {
-            Admission::Closed(generation) => self.complete_closed(generation, outcome, slow, now),
+            Admission::Closed(generation) => self.complete_closed(generation, outcome, slow, at),
             Admission::Probe(generation) => self.complete_probe(generation, outcome, slow),
             Admission::Pass | Admission::Reject(_) => {}
         }
@@ -352,11 +360,13 @@ impl Core {
             self.window.count_metrics(failure, slow);
             return;
         }
-        let nanos = match now {
-            Some(now) if self.window.needs_time() => {
-                u64::try_from(self.elapsed(now).as_nanos()).unwrap_or(u64::MAX)
-            }
-            _ => 0,
+        let nanos = if self.window.needs_time() {
+            // A call admitted without a start time (never the case on the closed path) is
+            // filed now.
+            let at = now.unwrap_or_else(Instant::now);
+            u64::try_from(self.elapsed(at).as_nanos()).unwrap_or(u64::MAX)
+        } else {
+            0
         };
         self.window.record(nanos, failure, slow);
         let config = &self.config;

@@ -445,6 +445,7 @@ mod redis_entry {
             stored_at: Instant::now(),
             initial_age: Duration::ZERO,
             lifetimes,
+            hit_head: crate::store::HitHead::default(),
         }
     }
 

@@ -394,6 +394,7 @@ pub(crate) fn decode(bytes: &[u8], check: &[u8; 16], now_ms: u64) -> Option<Entr
         stored_at: Instant::now(),
         initial_age: age.saturating_add(since),
         lifetimes,
+        hit_head: crate::store::HitHead::default(),
     })
 }
 
@@ -430,6 +431,7 @@ mod tests {
                 stale_while_revalidate: Duration::from_secs(20),
                 stale_if_error: Duration::from_secs(300),
             },
+            hit_head: crate::store::HitHead::default(),
         }
     }
 

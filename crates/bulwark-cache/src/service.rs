@@ -200,8 +200,7 @@ where
                 Counters::bump(&self.store.counters.hits);
                 self.store.metrics.fresh();
                 tracing::debug!(target: "bulwark_cache", age_s = age.as_secs(), "fresh hit");
-                let cache_status = values::hit(l.fresh, age, false);
-                return ready(entry.respond(CacheStatus::Fresh { age }, cache_status, now));
+                return ready(entry.respond_fresh(age, now));
             }
             if age < l.served_at_once() {
                 Counters::bump(&self.store.counters.stale_served);
@@ -522,6 +521,7 @@ where
                 body: body.clone(),
                 stored_at: Instant::now(),
                 lifetimes: policy::lifetimes(&directives, config.defaults),
+                hit_head: crate::store::HitHead::default(),
             };
             let entry = Arc::new(entry);
             store.cache.insert(key, Arc::clone(&entry));

@@ -33,7 +33,14 @@ pub(crate) struct Entry {
     /// `Age` the upstream reported when it was stored.
     pub(crate) initial_age: Duration,
     pub(crate) lifetimes: Lifetimes,
+    /// The headers of the last fresh hit, with its `Age` and `Cache-Status`, for its whole
+    /// second of age: hits within that second clone them instead of rendering both again.
+    pub(crate) hit_head: HitHead,
 }
+
+/// See [`Entry::hit_head`].
+#[derive(Debug, Default)]
+pub(crate) struct HitHead(Mutex<Option<(u64, i64, HeaderMap)>>);
 
 impl Entry {
     pub(crate) fn age(&self, now: Instant) -> Duration {
@@ -57,6 +64,39 @@ impl Entry {
             .useful()
             .saturating_sub(self.initial_age)
             .clamp(KEEP_AT_LEAST, KEEP_AT_MOST)
+    }
+
+    /// A fresh hit at `now`: [`respond`](Self::respond) with `Cache-Status: bulwark; hit;
+    /// ttl=…`, the headers rendered once per second of age (and per ttl) and cloned after that.
+    pub(crate) fn respond_fresh<B>(&self, age: Duration, now: Instant) -> Response<CacheBody<B>> {
+        let ttl = crate::status::values::ttl(self.lifetimes.fresh, age);
+        let age_secs = age.as_secs();
+        // `try_lock`: threads racing for one entry render on their own rather than wait.
+        if let Ok(mut head) = self.hit_head.0.try_lock() {
+            let headers = match &*head {
+                Some((a, t, headers)) if *a == age_secs && *t == ttl => headers.clone(),
+                _ => {
+                    let res: Response<CacheBody<B>> = self.respond(
+                        CacheStatus::Fresh { age },
+                        crate::status::values::hit(self.lifetimes.fresh, age, false),
+                        now,
+                    );
+                    *head = Some((age_secs, ttl, res.headers().clone()));
+                    return res;
+                }
+            };
+            drop(head);
+            let mut res = Response::new(CacheBody::buffered(self.body.clone()));
+            *res.status_mut() = self.status;
+            *res.headers_mut() = headers;
+            res.extensions_mut().insert(CacheStatus::Fresh { age });
+            return res;
+        }
+        self.respond(
+            CacheStatus::Fresh { age },
+            crate::status::values::hit(self.lifetimes.fresh, age, false),
+            now,
+        )
     }
 
     /// The stored response, with `Age`, `Cache-Status` and the [`CacheStatus`] extension.
@@ -273,6 +313,54 @@ mod tests {
         }
     }
 
+    /// Fresh hits within one second of age share one rendered head; the next second (or a
+    /// different ttl) renders `Age` and `Cache-Status` again.
+    #[tokio::test(start_paused = true)]
+    async fn fresh_hits_reuse_the_head_of_their_second_only() {
+        let mut headers = HeaderMap::new();
+        headers.insert("content-type", HeaderValue::from_static("application/json"));
+        let entry = Entry {
+            status: StatusCode::OK,
+            headers,
+            body: Bytes::from_static(b"{}"),
+            stored_at: Instant::now(),
+            initial_age: Duration::ZERO,
+            lifetimes: crate::policy::Lifetimes {
+                fresh: Duration::from_secs(60),
+                stale_while_revalidate: Duration::ZERO,
+                stale_if_error: Duration::ZERO,
+            },
+            hit_head: HitHead::default(),
+        };
+        let hit = |entry: &Entry| {
+            let now = Instant::now();
+            let res: Response<CacheBody<()>> = entry.respond_fresh(entry.age(now), now);
+            assert!(matches!(
+                res.extensions().get::<CacheStatus>(),
+                Some(CacheStatus::Fresh { .. })
+            ));
+            (
+                res.headers()[http::header::AGE]
+                    .to_str()
+                    .unwrap()
+                    .to_owned(),
+                res.headers()[CACHE_STATUS].to_str().unwrap().to_owned(),
+                res.headers()["content-type"].to_str().unwrap().to_owned(),
+            )
+        };
+        tokio::time::advance(Duration::from_millis(200)).await;
+        let first = hit(&entry);
+        tokio::time::advance(Duration::from_millis(300)).await;
+        assert_eq!(hit(&entry), first);
+        assert_eq!(first.0, "0");
+        assert_eq!(first.1, "bulwark; hit; ttl=59");
+        assert_eq!(first.2, "application/json");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let later = hit(&entry);
+        assert_eq!(later.0, "2");
+        assert_eq!(later.1, "bulwark; hit; ttl=57");
+    }
+
     /// An entry with lifetimes and an age at `Duration::MAX` (as a foreign Redis writer could
     /// store): its age, its time in the store and its headers saturate.
     #[tokio::test(start_paused = true)]
@@ -288,6 +376,7 @@ mod tests {
                 stale_while_revalidate: Duration::MAX,
                 stale_if_error: Duration::MAX,
             },
+            hit_head: HitHead::default(),
         };
         tokio::time::advance(Duration::from_secs(5)).await;
         let now = Instant::now();

@@ -150,17 +150,27 @@ impl RateLimitInfo {
     /// ```
     #[must_use]
     pub fn from_headers(headers: &HeaderMap) -> Self {
-        Self::from_headers_at(headers, SystemTime::now())
+        let found = Found::scan(headers);
+        if !found.any {
+            // The common case (no usage headers at all): not even a clock read.
+            return Self::default();
+        }
+        Self::parse(headers, &found, SystemTime::now())
     }
 
     /// Like [`from_headers`](Self::from_headers), with Unix-timestamp resets measured from `now`.
     #[must_use]
     pub fn from_headers_at(headers: &HeaderMap, now: SystemTime) -> Self {
         let found = Found::scan(headers);
-        let mut info = Self::default();
         if !found.any {
-            return info;
+            return Self::default();
         }
+        Self::parse(headers, &found, now)
+    }
+
+    /// What the headers `found` say, relative to `now`.
+    fn parse(headers: &HeaderMap, found: &Found<'_>, now: SystemTime) -> Self {
+        let mut info = Self::default();
         // Lowest precedence first; later dialects overwrite what they define.
         if plain::counts(
             &mut info,
