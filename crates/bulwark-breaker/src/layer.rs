@@ -182,8 +182,8 @@ impl<C> CircuitBreakerBuilder<C> {
     ///   calls at least this long are counted in
     ///   [`BreakerMetrics::slow_calls`](crate::BreakerMetrics::slow_calls) and open the circuit
     ///   once their share reaches it. Without one, a completed call's duration is not measured
-    ///   (one clock read per call, at admission, instead of two), and only dropped calls are
-    ///   counted slow.
+    ///   (with a count window, one clock read per call instead of two), and only dropped calls
+    ///   are counted slow.
     ///
     /// See [where a timeout belongs](crate#where-a-timeout-belongs).
     ///

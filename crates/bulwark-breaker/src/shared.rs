@@ -326,10 +326,12 @@ impl Core {
         outcome: Outcome,
         started: Option<Instant>,
     ) {
-        // The clock is read again only where a completed call's duration matters: with a
-        // slow-call ratio. A time window files the call under the time it started (read at
-        // admission for the drop rule anyway): one clock read per call on the closed path.
-        let now = self.config.slow_call_ratio.is_some().then(Instant::now);
+        // The clock is read again only where it matters: a time window files the call at its
+        // end (a call longer than a bucket, filed at its start, would land in a reused bucket
+        // and be lost), and a slow-call ratio needs its duration. A count window without a
+        // ratio reads the clock once per call, at admission (for the drop rule).
+        let now =
+            (self.window.needs_time() || self.config.slow_call_ratio.is_some()).then(Instant::now);
         let slow = match (started, now) {
             (Some(started), Some(now)) => {
                 now.saturating_duration_since(started) >= self.config.slow_call_threshold

@@ -22,6 +22,8 @@ enum Up {
     Throttled,
     Limited,
     Slow(u64),
+    /// A 503 after this many milliseconds.
+    SlowFail(u64),
 }
 
 fn req(up: Up) -> Request<Up> {
@@ -58,6 +60,10 @@ impl Service<Request<Up>> for Upstream {
                 Up::Slow(ms) => {
                     tokio::time::sleep(Duration::from_millis(ms)).await;
                     200
+                }
+                Up::SlowFail(ms) => {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    503
                 }
             };
             Ok(Response::builder().status(status).body(()).unwrap())
@@ -187,6 +193,40 @@ async fn time_window_forgets_old_failures() {
     }
     send(&svc2, Up::Fail).await.unwrap();
     assert!(matches!(layer2.handle().state(), BreakerState::Open { .. }));
+}
+
+/// Regression: calls longer than the window (failures that took 35 s, in a 30 s window) were
+/// filed at their start, in a bucket reused by the time they ended, and never counted: the
+/// ratio never tripped. They are filed when they end.
+#[tokio::test(start_paused = true)]
+async fn time_window_counts_calls_longer_than_the_window() {
+    let layer = CircuitBreakerLayer::builder()
+        .window(Window::time(Duration::from_secs(30)))
+        .minimum_calls(4)
+        .failure_ratio(0.5)
+        .consecutive_failures(0)
+        .build()
+        .unwrap();
+    let (svc, _) = breaker(&layer);
+    let slow: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(send_owned(svc.clone(), Up::SlowFail(35_000))))
+        .collect();
+    // One success 31 s in (its bucket is the one the slow calls started in, reused), three
+    // more at 34 s; the four failures end at 35 s: 4 of 8 in the window.
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    send(&svc, Up::Ok).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for _ in 0..3 {
+        send(&svc, Up::Ok).await.unwrap();
+    }
+    for call in slow {
+        assert_eq!(call.await.unwrap().unwrap(), 503);
+    }
+    assert!(
+        matches!(layer.handle().state(), BreakerState::Open { .. }),
+        "half of the calls in the window failed: {:?}",
+        layer.handle().metrics()
+    );
 }
 
 #[tokio::test(start_paused = true)]

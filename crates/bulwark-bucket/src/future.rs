@@ -19,7 +19,7 @@ use tower_service::Service;
 
 use crate::{
     gcra::Gcra,
-    quota::{Crossing, Signal},
+    quota::Crossing,
     remote::{self, Acquiring, Pausing, Remote},
     shared::{BucketRef, Lane, Mode, Policy, Shared},
     store::{LocalBucket, Queued, Ticket, Turn},
@@ -54,6 +54,9 @@ pin_project! {
         shared: Lane<K>,
         classify: C,
         policy: Policy,
+        // When the request was admitted (the bucket's clock): only its answer may end a quota
+        // lock set before then.
+        admitted_at: u64,
     }
 }
 
@@ -131,6 +134,7 @@ where
             shared,
             classify,
             policy,
+            admitted_at: 0,
         }
     }
 
@@ -140,6 +144,7 @@ where
         shared: Lane<K>,
         classify: C,
         policy: Policy,
+        admitted_at: u64,
     ) -> Self {
         Self {
             state: State::Calling { future },
@@ -148,6 +153,7 @@ where
             shared,
             classify,
             policy,
+            admitted_at,
         }
     }
 
@@ -172,6 +178,8 @@ where
             shared,
             classify,
             policy,
+            // Stamped when the token is granted.
+            admitted_at: 0,
         }
     }
 
@@ -201,6 +209,7 @@ where
             shared,
             classify,
             policy,
+            admitted_at: 0,
         }
     }
 }
@@ -322,6 +331,8 @@ where
                         token,
                         deadline,
                     } = waiting.as_mut().project();
+                    // A request that waited for its token may find the quota used up since.
+                    let waited = !matches!(token, Token::Taken);
                     match token {
                         Token::Taken => {}
                         // A slot Redis reserved: its time is fixed.
@@ -362,6 +373,19 @@ where
                             *token = Token::Taken;
                         }
                     }
+                    let shared: &Shared<K> = this.shared;
+                    let now = shared.now();
+                    if waited {
+                        if let Some(bucket) = this.bucket.as_ref() {
+                            let lock = &bucket.get(shared).quota;
+                            if let Some(refusal) = lock.refusal(now, this.policy.quota_recheck) {
+                                request.take();
+                                inner.take();
+                                return Poll::Ready(Err(shared.exhausted(refusal).into()));
+                            }
+                        }
+                    }
+                    *this.admitted_at = now;
                     // The token is granted: now, and only now, the inner service's readiness.
                     let Some(service) = inner.as_mut() else {
                         return Poll::Ready(Err("polled after completion".into()));
@@ -402,11 +426,16 @@ where
                                     lock_quota(shared, bucket, this.policy, resets_in);
                                     exhausted = true;
                                 }
+                                // Any success ends a lock set before this request was
+                                // admitted, usage headers or not (one load when unlocked).
+                                Class::Success if bucket.quota.is_set() => {
+                                    let _ = bucket.quota.allowance(None, *this.admitted_at, None);
+                                }
                                 _ => {}
                             }
                         }
                         if !exhausted && this.policy.warn_below_permille.is_some() {
-                            watch_allowance(shared, bucket, this.policy, &res);
+                            watch_allowance(shared, bucket, this.policy, &res, *this.admitted_at);
                         }
                         if this.policy.emit_headers {
                             // Redis's view when it admitted the request, or the local bucket's.
@@ -565,19 +594,19 @@ fn lock_quota<K>(
     policy: &Policy,
     resets_in: Option<Duration>,
 ) {
-    let _ = bucket.quota.observe(
-        Signal::Exhausted(resets_in),
-        shared.now(),
-        policy.quota_recheck,
-        None,
-    );
+    let newly = bucket
+        .quota
+        .lock(resets_in, shared.now(), policy.quota_recheck);
     shared.metrics.quota_share(0.0);
-    tracing::warn!(
-        target: "bulwark_bucket",
-        resets_in_s = resets_in.map(|d| d.as_secs()),
-        recheck_s = policy.quota_recheck / 1_000_000_000,
-        "upstream quota exhausted: refusing locally until it resets"
-    );
+    // One warning per lock, not one per answer of the requests that were in flight.
+    if newly {
+        tracing::warn!(
+            target: "bulwark_bucket",
+            resets_in_s = resets_in.map(|d| d.as_secs()),
+            recheck_s = policy.quota_recheck / 1_000_000_000,
+            "upstream quota exhausted: refusing locally until it resets"
+        );
+    }
 }
 
 /// Reads the usage headers of an answer: allowance shown ends a quota lock; a share under
@@ -587,6 +616,7 @@ fn watch_allowance<K, B>(
     bucket: &LocalBucket,
     policy: &Policy,
     res: &Response<B>,
+    admitted_at: u64,
 ) {
     let Some(info) = RateLimitInfo::from_response(res) else {
         return;
@@ -602,12 +632,7 @@ fn watch_allowance<K, B>(
     let threshold = policy
         .warn_below_permille
         .map(|permille| f64::from(permille) / 1000.0);
-    let crossing = bucket.quota.observe(
-        Signal::Allowance(share),
-        shared.now(),
-        policy.quota_recheck,
-        threshold,
-    );
+    let crossing = bucket.quota.allowance(share, admitted_at, threshold);
     if let Some(share) = share {
         shared.metrics.quota_share(share);
     }

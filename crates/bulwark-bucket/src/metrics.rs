@@ -33,7 +33,6 @@ mod imp {
         );
         metrics::describe_gauge!(
             QUOTA_REMAINING_RATIO,
-            Unit::Percent,
             "The upstream's advertised allowance left, as a share of its limit (0 to 1), from its usage headers."
         );
         Registered {

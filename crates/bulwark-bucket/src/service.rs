@@ -121,8 +121,8 @@ impl<S: fmt::Debug, C, E, K> fmt::Debug for TokenBucket<S, C, E, K> {
 
 /// What `call` decided, before it touches the inner service.
 enum Decision {
-    /// Admitted now.
-    Go(Option<BucketRef>),
+    /// Admitted now (at this time on the bucket's clock).
+    Go(Option<BucketRef>, u64),
     Refuse(RateLimited),
     /// The upstream's quota is used up: refused at once.
     Exhausted(QuotaExhausted),
@@ -183,7 +183,7 @@ where
         let decision = self.decide(&req);
         let lane = self.shared.lane();
         match decision {
-            Decision::Go(bucket) if ready => {
+            Decision::Go(bucket, admitted_at) if ready => {
                 // The hot path: no clone, no allocation.
                 self.shared
                     .counters()
@@ -191,11 +191,18 @@ where
                     .fetch_add(1, Ordering::Relaxed);
                 self.shared.metrics.admitted();
                 let future = self.inner.call(req);
-                ResponseFuture::calling(future, bucket, lane, self.classify.clone(), self.policy)
+                ResponseFuture::calling(
+                    future,
+                    bucket,
+                    lane,
+                    self.classify.clone(),
+                    self.policy,
+                    admitted_at,
+                )
             }
             // Admitted, but `poll_ready` returned early (reject mode) or was not called: the
             // future readies a clone.
-            Decision::Go(bucket) => ResponseFuture::waiting(
+            Decision::Go(bucket, _) => ResponseFuture::waiting(
                 Token::Taken,
                 u64::MAX,
                 req,
@@ -275,7 +282,7 @@ where
         let shared: &Shared<K> = &self.shared;
         let gcra = match shared.mode {
             Mode::Limited(gcra) => gcra,
-            Mode::Unlimited => return Decision::Go(None),
+            Mode::Unlimited => return Decision::Go(None, 0),
             // A zero rate: "never", which a refusal says as one year (`MAX_RETRY_AFTER`).
             Mode::Closed => return Decision::Refuse(shared.reject(Duration::MAX)),
         };
@@ -312,7 +319,7 @@ where
             shared.counters().fallbacks.fetch_add(1, Ordering::Relaxed);
         }
         match admit_locally(shared, &bucket, &gcra, now, max_wait) {
-            Local::Go => Decision::Go(Some(bucket)),
+            Local::Go => Decision::Go(Some(bucket), now),
             Local::Refuse(rejection) => Decision::Refuse(rejection),
             Local::Queue(ticket) => Decision::Queue(ticket, now.saturating_add(max_wait)),
         }

@@ -116,3 +116,111 @@ async fn clear_quota_lock_ends_it_and_pause_off_never_locks() {
         );
     }
 }
+
+/// Regression: the lock only lifted on an answer carrying usage headers with allowance left;
+/// a probe answered `200` without them (or with `warn_below(None)`) left it locked for good.
+#[tokio::test(start_paused = true)]
+async fn a_successful_probe_without_usage_headers_ends_the_lock() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let svc = {
+        let calls = calls.clone();
+        service_fn(move |_req: Request<()>| {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            let res = if n == 0 {
+                Response::builder()
+                    .status(429)
+                    .header("x-usage-remaining", "0")
+                    .body(())
+                    .unwrap()
+            } else {
+                Response::new(())
+            };
+            async move { Ok::<_, BoxError>(res) }
+        })
+    };
+    let layer = TokenBucketLayer::new(Rate::per_second(100))
+        .warn_below(None)
+        .quota_recheck(Duration::from_secs(60));
+    let service = layer.layer(svc);
+    assert_eq!(
+        service
+            .clone()
+            .oneshot(Request::new(()))
+            .await
+            .unwrap()
+            .status(),
+        429
+    );
+    assert!(service
+        .clone()
+        .oneshot(Request::new(()))
+        .await
+        .unwrap_err()
+        .is::<QuotaExhausted>());
+    tokio::time::advance(Duration::from_secs(60)).await;
+    // The probe: a plain 200.
+    assert_eq!(
+        service
+            .clone()
+            .oneshot(Request::new(()))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // Unlocked: the next ones go through.
+    for _ in 0..3 {
+        assert_eq!(
+            service
+                .clone()
+                .oneshot(Request::new(()))
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+}
+
+/// Regression: requests already queued for a token when the quota ran out were sent anyway
+/// once their turn came (the check ran only at admission).
+#[tokio::test(start_paused = true)]
+async fn requests_queued_before_the_lock_are_refused_when_their_turn_comes() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let svc = {
+        let calls = calls.clone();
+        service_fn(move |_req: Request<()>| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async {
+                Ok::<_, BoxError>(
+                    Response::builder()
+                        .status(429)
+                        .header("x-usage-remaining", "0")
+                        .body(())
+                        .unwrap(),
+                )
+            }
+        })
+    };
+    // One per second, waiting up to 30 s: the second and third wait for tokens.
+    let layer = TokenBucketLayer::new(Rate::per_second(1)).burst(1);
+    let service = layer.layer(svc);
+    let queued: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(service.clone().oneshot(Request::new(()))))
+        .collect();
+    let mut answers = Vec::new();
+    for call in queued {
+        answers.push(call.await.unwrap());
+    }
+    assert_eq!(answers[0].as_ref().unwrap().status(), 429);
+    for later in &answers[1..] {
+        let err = later.as_ref().unwrap_err();
+        assert!(err.is::<QuotaExhausted>(), "{err}");
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "nothing sent after the lock"
+    );
+}

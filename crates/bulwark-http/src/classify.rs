@@ -3,7 +3,7 @@
 //! | result | [`Class`] |
 //! |---|---|
 //! | 1xx, 2xx, 3xx | [`Class::Success`] |
-//! | 429 whose usage signals say the allowance is gone beyond [`QUOTA_HORIZON`] (or with no reset at all) | [`Class::QuotaExhausted`] — refused until a reset, not applied; the upstream is healthy |
+//! | 429 whose usage signals say the allowance is gone until a reset beyond [`QUOTA_HORIZON`] (or, `X-Usage-*`, with no reset at all) | [`Class::QuotaExhausted`] — refused until a reset, not applied; the upstream is healthy |
 //! | other 429, 529 | [`Class::Throttled`] — refused by the upstream, not applied |
 //! | connect refused, DNS, TLS handshake (hyper-util connect errors) | [`Class::Unreachable`] — never reached the upstream |
 //! | 408, 500, 502, 503, 504 and other 5xx except 501/505, timeouts, connection reset mid-request | [`Class::Transient`] — may have been applied |
@@ -80,7 +80,7 @@ pub enum Class {
     },
     /// A 429 whose usage signals (`X-Usage-Remaining: 0`, `RateLimit: …;r=0`,
     /// `X-RateLimit-Remaining: 0`) say the allowance is gone until a reset further away than
-    /// [`QUOTA_HORIZON`], or with no reset at all (a billing-period quota). Not applied, and
+    /// [`QUOTA_HORIZON`], or — `X-Usage-*`, a billing-period quota — with no reset at all. Not applied, and
     /// not a sign of trouble: the upstream is healthy and answering — it will refuse this
     /// caller until the reset, so retrying is pure waste.
     ///
@@ -220,7 +220,8 @@ impl HttpClassifier {
 
 impl HttpClassifier {
     /// A 429 read with its usage signals: [`Class::QuotaExhausted`] when no allowance is left
-    /// until a reset beyond [`QUOTA_HORIZON`] (or none announced), else
+    /// until a reset beyond [`QUOTA_HORIZON`] (or, for the `X-Usage-*` billing-period family,
+    /// none announced), else
     /// [`Class::Throttled`] — waiting for `Retry-After`, or for the announced reset when the
     /// allowance is gone and no `Retry-After` was sent.
     #[must_use]
@@ -238,7 +239,16 @@ impl HttpClassifier {
             Some(wait) if wait <= QUOTA_HORIZON => Class::Throttled {
                 retry_after: Some(wait),
             },
-            resets_in => Class::QuotaExhausted { resets_in },
+            Some(far) => Class::QuotaExhausted {
+                resets_in: Some(far),
+            },
+            // No reset at all: a billing-period quota only when the `X-Usage-*` family says
+            // so; a per-second limiter that sends `X-RateLimit-Remaining: 0` alone is an
+            // ordinary throttle (retried with backoff), not a lock for an hour.
+            None if info.source == Some(crate::ratelimit::QuotaSource::XUsage) => {
+                Class::QuotaExhausted { resets_in: None }
+            }
+            None => Class::Throttled { retry_after: None },
         }
     }
 }

@@ -22,7 +22,7 @@ use std::{
 };
 
 use bulwark_cache::CacheStatus;
-use bulwark_http::{BoxError, CircuitOpen, RateLimited};
+use bulwark_http::{BoxError, CircuitOpen, QuotaExhausted, RateLimited};
 use http::{Request, Response};
 use pin_project_lite::pin_project;
 use tracing::Span;
@@ -152,7 +152,7 @@ fn outcome<B>(result: &Result<Response<B>, BoxError>) -> Outcome {
         Err(err) => {
             let mut source: Option<&(dyn StdError + 'static)> = Some(&**err);
             while let Some(e) = source {
-                if e.is::<CircuitOpen>() || e.is::<RateLimited>() {
+                if e.is::<CircuitOpen>() || e.is::<RateLimited>() || e.is::<QuotaExhausted>() {
                     return Outcome::Rejected;
                 }
                 source = e.source();

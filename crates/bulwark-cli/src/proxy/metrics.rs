@@ -117,9 +117,18 @@ impl MetricsServer {
                     .header_read_timeout(Duration::from_secs(10))
                     .keep_alive(true)
                     .serve_connection(TokioIo::new(stream), service);
-                // Bounded: a client that stalls is cut off by the header-read timeout, one
-                // that keeps the connection forever without asking is cut off here.
-                let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
+                let mut conn = std::pin::pin!(conn);
+                // Bounded: a client that stalls is cut off by the header-read timeout; a
+                // kept-alive connection is closed gracefully after a minute (a scrape in
+                // progress finishes, then the connection ends), and at most 10 s later whatever
+                // it is doing.
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    () = tokio::time::sleep(Duration::from_secs(60)) => {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = tokio::time::timeout(Duration::from_secs(10), conn).await;
+                    }
+                }
                 drop(permit);
             });
         }
