@@ -30,6 +30,9 @@ pub(crate) struct ConnTable {
     max: usize,
     next_id: AtomicU64,
     conns: Mutex<HashMap<u64, Arc<ConnState>>>,
+    /// Evicted connections whose tasks have not closed them yet: out of the table, but still
+    /// holding a descriptor each.
+    closing: AtomicUsize,
 }
 
 /// What [`ConnTable::admit`] decided.
@@ -50,6 +53,7 @@ impl ConnTable {
             max,
             next_id: AtomicU64::new(0),
             conns: Mutex::new(HashMap::new()),
+            closing: AtomicUsize::new(0),
         })
     }
 
@@ -73,15 +77,17 @@ impl ConnTable {
     pub(crate) fn admit(self: &Arc<Self>) -> Admission {
         let mut conns = self.lock();
         let evicted = if conns.len() >= self.max {
-            // Evicted connections stay in the table until their tasks close them; on a loaded
-            // machine those tasks can lag behind a flood of new connections. Bound the
-            // descriptors they hold: past an eighth of the table in excess, refuse instead.
-            if conns.len() > self.max + self.max / 8 {
+            // Evicted connections leave the table at once but hold their descriptors until
+            // their tasks close them; on a loaded machine those tasks can lag behind a flood
+            // of new connections. Bound the descriptors they hold: past an eighth of the table
+            // in excess, refuse instead.
+            let closing = self.closing.load(Ordering::Acquire);
+            if conns.len() + closing > self.max + self.max / 8 {
                 return Admission::Full;
             }
             // A batch, so that a flood of new connections pays for one scan per batch, not
             // one per connection.
-            if evict_oldest_idle(&mut conns, self.max / 32 + 1) == 0 {
+            if evict_oldest_idle(&mut conns, self.max / 32 + 1, &self.closing) == 0 {
                 return Admission::Full;
             }
             true
@@ -107,12 +113,16 @@ impl ConnTable {
     /// Evicts up to `n` of the connections idle the longest (to free file descriptors when
     /// `accept` runs out of them); returns how many.
     pub(crate) fn evict_idle(&self, n: usize) -> usize {
-        evict_oldest_idle(&mut self.lock(), n)
+        evict_oldest_idle(&mut self.lock(), n, &self.closing)
     }
 }
 
 /// Evicts up to `n` idle connections, the longest idle first, removing them from `conns`.
-fn evict_oldest_idle(conns: &mut HashMap<u64, Arc<ConnState>>, n: usize) -> usize {
+fn evict_oldest_idle(
+    conns: &mut HashMap<u64, Arc<ConnState>>,
+    n: usize,
+    closing: &AtomicUsize,
+) -> usize {
     let mut idle: Vec<(Instant, u64)> = conns
         .iter()
         .filter(|(_, c)| c.in_flight() == 0 && !c.is_evicted())
@@ -126,6 +136,7 @@ fn evict_oldest_idle(conns: &mut HashMap<u64, Arc<ConnState>>, n: usize) -> usiz
         }
         if conns.get(&id).is_some_and(|c| c.try_evict()) {
             conns.remove(&id);
+            closing.fetch_add(1, Ordering::AcqRel);
             evicted += 1;
         }
     }
@@ -149,6 +160,10 @@ impl ConnGuard {
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
+        if self.state.is_evicted() {
+            // The connection's task is done with it: its descriptor is closed with it.
+            self.table.closing.fetch_sub(1, Ordering::AcqRel);
+        }
         let mut conns = self.table.lock();
         if conns
             .get(&self.id)
