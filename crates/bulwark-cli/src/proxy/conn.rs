@@ -77,12 +77,10 @@ impl ConnTable {
     pub(crate) fn admit(self: &Arc<Self>) -> Admission {
         let mut conns = self.lock();
         let evicted = if conns.len() >= self.max {
-            // Evicted connections leave the table at once but hold their descriptors until
-            // their tasks close them; on a loaded machine those tasks can lag behind a flood
-            // of new connections. Bound the descriptors they hold: past an eighth of the table
-            // in excess, refuse instead.
-            let closing = self.closing.load(Ordering::Acquire);
-            if conns.len() + closing > self.max + self.max / 8 {
+            // (Evicted connections leave the table at once but hold their descriptors until
+            // their tasks close them: the accept loop waits while too many are closing, see
+            // `draining`.)
+            if conns.len() > self.max + self.max / 8 {
                 return Admission::Full;
             }
             // A batch, so that a flood of new connections pays for one scan per batch, not
@@ -114,6 +112,14 @@ impl ConnTable {
     /// `accept` runs out of them); returns how many.
     pub(crate) fn evict_idle(&self, n: usize) -> usize {
         evict_oldest_idle(&mut self.lock(), n, &self.closing)
+    }
+
+    /// Whether more than an eighth of the table's worth of evicted connections still hold
+    /// their descriptors (their tasks lag behind a flood of new connections on a loaded
+    /// machine): the accept loop lets them close before taking more, so the descriptors held
+    /// stay near the cap instead of reaching the process's limit.
+    pub(crate) fn draining(&self) -> bool {
+        self.closing.load(Ordering::Acquire) > self.max / 8
     }
 }
 

@@ -292,7 +292,23 @@ impl Proxy {
 
         let mut tasks = JoinSet::new();
         let mut backoff = Backoff::new();
+        // How long accepting has waited for evicted connections to close (bounded: after
+        // 100 ms it accepts anyway; running out of descriptors is handled below).
+        let mut drained_for = Duration::ZERO;
         loop {
+            if shared.table.draining() && drained_for < Duration::from_millis(100) {
+                // Let the evicted connections' tasks run and close their descriptors.
+                tokio::select! {
+                    biased;
+                    () = &mut signal => break,
+                    Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                    () = tokio::time::sleep(Duration::from_millis(1)) => {
+                        drained_for += Duration::from_millis(1);
+                    }
+                }
+                continue;
+            }
+            drained_for = Duration::ZERO;
             let accepted = tokio::select! {
                 biased;
                 () = &mut signal => break,
