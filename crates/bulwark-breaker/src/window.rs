@@ -193,10 +193,25 @@ impl WindowState {
 
     /// Records an outcome in the window and the cumulative metrics.
     pub(crate) fn record(&self, now_nanos: u64, failure: bool, slow: bool) {
-        self.count_metrics(failure, slow);
         match &self.ring {
-            Some(ring) => Self::record_count(ring, failure, slow),
-            None => self.record_time(now_nanos, failure, slow),
+            Some(ring) => {
+                // The ring's own position counts its calls (see `cumulative`): only failures
+                // and slow calls add to the stripe, sparing one atomic add per success.
+                if failure || slow {
+                    let stripe = self.stripe();
+                    if failure {
+                        stripe.failures.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if slow {
+                        stripe.slow.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Self::record_count(ring, failure, slow);
+            }
+            None => {
+                self.count_metrics(failure, slow);
+                self.record_time(now_nanos, failure, slow);
+            }
         }
     }
 
@@ -307,11 +322,23 @@ impl WindowState {
 
     /// Cumulative (calls, failures, slow) over the breaker's life.
     pub(crate) fn cumulative(&self) -> Totals {
-        self.stripes.iter().fold(Totals::default(), |t, s| Totals {
-            calls: t.calls + s.calls.load(Ordering::Relaxed),
-            failures: t.failures + s.failures.load(Ordering::Relaxed),
-            slow: t.slow + s.slow.load(Ordering::Relaxed),
-        })
+        // A count window's calls are its ring's position (every call it recorded; never
+        // reset) plus the late ones counted in the stripes.
+        let recorded = self
+            .ring
+            .as_ref()
+            .map_or(0, |ring| ring.next.load(Ordering::Relaxed));
+        self.stripes.iter().fold(
+            Totals {
+                calls: recorded,
+                ..Totals::default()
+            },
+            |t, s| Totals {
+                calls: t.calls + s.calls.load(Ordering::Relaxed),
+                failures: t.failures + s.failures.load(Ordering::Relaxed),
+                slow: t.slow + s.slow.load(Ordering::Relaxed),
+            },
+        )
     }
 }
 
