@@ -36,6 +36,11 @@ impl CacheKey {
         &self.text[self.target_len..]
     }
 
+    /// The hash of the whole key (with the per-process key).
+    pub(crate) fn hash_value(&self) -> u64 {
+        self.hash
+    }
+
     /// Scheme, authority, path and sorted query (or a custom key's text).
     pub(crate) fn target(&self) -> &str {
         &self.text[..self.target_len]

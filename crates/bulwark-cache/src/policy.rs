@@ -61,14 +61,20 @@ impl Directives {
                     None => (item, None),
                 };
                 let secs = || arg.and_then(delta_seconds);
-                match name.to_ascii_lowercase().as_str() {
-                    "no-store" => d.no_store = true,
-                    "no-cache" => d.no_cache = true,
-                    "must-revalidate" | "proxy-revalidate" => d.must_revalidate = true,
-                    "max-age" | "s-maxage" => d.max_age = secs().or(d.max_age),
-                    "stale-if-error" => d.stale_if_error = secs(),
-                    "stale-while-revalidate" => d.stale_while_revalidate = secs(),
-                    _ => {}
+                // Compared without case and without a lower-cased copy.
+                let is = |directive: &str| name.eq_ignore_ascii_case(directive);
+                if is("no-store") {
+                    d.no_store = true;
+                } else if is("no-cache") {
+                    d.no_cache = true;
+                } else if is("must-revalidate") || is("proxy-revalidate") {
+                    d.must_revalidate = true;
+                } else if is("max-age") || is("s-maxage") {
+                    d.max_age = secs().or(d.max_age);
+                } else if is("stale-if-error") {
+                    d.stale_if_error = secs();
+                } else if is("stale-while-revalidate") {
+                    d.stale_while_revalidate = secs();
                 }
             }
         }

@@ -364,24 +364,9 @@ where
     // Bounded: each round either leads, or waits for a leader that then finishes or drops.
     if config.coalesce && config.coalesce_max_wait != Some(std::time::Duration::ZERO) {
         loop {
-            let role = {
-                let mut inflight = store
-                    .inflight
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                match inflight.get(&key) {
-                    Some(rx) => Role::Follow(rx.clone()),
-                    None => {
-                        let (tx, rx) = watch::channel(Outcome::Pending);
-                        inflight.insert(key.clone(), rx.clone());
-                        Role::Lead(Leader {
-                            store: Arc::clone(&store),
-                            key: key.clone(),
-                            tx,
-                            rx,
-                        })
-                    }
-                }
+            let role = match store.lead_or_follow(&key) {
+                Ok(leader) => Role::Lead(leader),
+                Err(rx) => Role::Follow(rx),
             };
             match role {
                 Role::Lead(l) => {
@@ -598,12 +583,7 @@ fn revalidate<S, C, B, ResB>(
     ResB: Body<Data = Bytes> + Send + Unpin + 'static,
     ResB::Error: Into<BoxError>,
 {
-    if store
-        .inflight
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .contains_key(&key)
-    {
+    if store.in_flight(&key) {
         return;
     }
     let Ok(handle) = tokio::runtime::Handle::try_current() else {

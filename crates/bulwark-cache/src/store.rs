@@ -6,7 +6,10 @@
 
 use std::{
     collections::{hash_map::RandomState, HashMap},
-    sync::{atomic::Ordering, Arc, Mutex},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
     time::Duration,
 };
 
@@ -170,7 +173,10 @@ pub(crate) enum Outcome {
 
 pub(crate) struct Store {
     pub(crate) cache: moka::sync::Cache<CacheKey, Arc<Entry>>,
-    pub(crate) inflight: Mutex<HashMap<CacheKey, watch::Receiver<Outcome>>>,
+    /// Misses in flight, by their key's hash (see [`Inflight`]).
+    pub(crate) inflight: Mutex<HashMap<u64, Inflight, foldhash::fast::FixedState>>,
+    /// Identifies each [`Leader`]'s entry in `inflight`.
+    next_leader: AtomicU64,
     pub(crate) hasher: RandomState,
     pub(crate) counters: Arc<Counters>,
     /// The shared second level, if any.
@@ -216,6 +222,7 @@ impl Store {
         Self {
             cache,
             inflight: Mutex::default(),
+            next_leader: AtomicU64::new(0),
             hasher: RandomState::new(),
             counters,
             remote,
@@ -256,36 +263,99 @@ fn capacity(max_entries: u64, max_bytes: u64) -> (u64, u64) {
     (bytes.min(entries.saturating_mul(floor)), floor)
 }
 
+/// A miss in flight: its leader, and the channel its followers wait on.
+///
+/// Keyed by the key's hash alone (no copy of the key): two keys of one hash would only make
+/// one wait for the other's outcome, then find no copy of its own and go on (lead, or go to
+/// the upstream alone), never take the other's answer. The channel is made by the first
+/// follower: a miss nobody waits for (most of them) costs no channel.
+#[derive(Debug)]
+pub(crate) struct Inflight {
+    leader: u64,
+    tx: Option<watch::Sender<Outcome>>,
+}
+
+impl Store {
+    /// Leads the miss of `key`, or follows the one in flight (`Err` with its outcome's
+    /// receiver).
+    pub(crate) fn lead_or_follow(
+        self: &Arc<Self>,
+        key: &CacheKey,
+    ) -> Result<Leader, watch::Receiver<Outcome>> {
+        let hash = key.hash_value();
+        let mut inflight = self
+            .inflight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match inflight.entry(hash) {
+            std::collections::hash_map::Entry::Occupied(mut slot) => {
+                let slot = slot.get_mut();
+                Err(match &slot.tx {
+                    Some(tx) => tx.subscribe(),
+                    None => {
+                        let (tx, rx) = watch::channel(Outcome::Pending);
+                        slot.tx = Some(tx);
+                        rx
+                    }
+                })
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let id = self.next_leader.fetch_add(1, Ordering::Relaxed);
+                slot.insert(Inflight {
+                    leader: id,
+                    tx: None,
+                });
+                Ok(Leader {
+                    store: Arc::clone(self),
+                    hash,
+                    id,
+                })
+            }
+        }
+    }
+
+    /// Whether a miss of `key` is in flight.
+    pub(crate) fn in_flight(&self, key: &CacheKey) -> bool {
+        self.inflight
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .contains_key(&key.hash_value())
+    }
+}
+
 /// The leader of a coalesced miss: tells followers how it ended, even when dropped.
 pub(crate) struct Leader {
-    pub(crate) store: Arc<Store>,
-    pub(crate) key: CacheKey,
-    pub(crate) tx: watch::Sender<Outcome>,
-    /// Our own channel's receiver, to recognise our in-flight entry without subscribing.
-    pub(crate) rx: watch::Receiver<Outcome>,
+    store: Arc<Store>,
+    hash: u64,
+    id: u64,
 }
 
 impl Leader {
     pub(crate) fn finish(self, outcome: Outcome) {
-        let _ = self.tx.send(outcome);
-        // Drop removes the in-flight entry.
+        if let Some(tx) = self.leave() {
+            let _ = tx.send(outcome);
+        }
     }
-}
 
-impl Drop for Leader {
-    fn drop(&mut self) {
+    /// Removes our in-flight entry; its channel, if a follower made one.
+    fn leave(&self) -> Option<watch::Sender<Outcome>> {
         let mut inflight = self
             .store
             .inflight
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if inflight
-            .get(&self.key)
-            .is_some_and(|rx| rx.same_channel(&self.rx))
-        {
-            inflight.remove(&self.key);
+        match inflight.get(&self.hash) {
+            Some(slot) if slot.leader == self.id => inflight.remove(&self.hash)?.tx,
+            _ => None,
         }
-        // Dropping the sender wakes followers still waiting for an outcome.
+    }
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        // Unless `finish` already left: dropping the sender wakes followers still waiting,
+        // with no outcome (they try to lead).
+        drop(self.leave());
     }
 }
 
