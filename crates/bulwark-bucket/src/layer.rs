@@ -42,12 +42,12 @@ pub const DEFAULT_QUOTA_RECHECK: Duration = Duration::from_secs(3600);
 ///   new, empty buckets of its own; clones made before keep the old ones. Set them first,
 ///   then clone.
 ///
-/// A keyed layer forgets a key once it has been idle for long enough that its bucket is full
-/// again, which depends on the longest `max_wait` of the layers sharing the buckets: the
-/// buckets are made when the first service is, covering every `max_wait` set by then on a
-/// layer sharing them (the 30 s default counts when `keyed` comes before `max_wait`). A
-/// longer `max_wait` set on a clone afterwards is capped at that (so a waiter never outlives
-/// its key), and [`validate`](Self::validate) reports it.
+/// A keyed layer forgets a key only when that changes nothing: its bucket is full again,
+/// nobody waits in it or holds it, and no quota lock holds (at [`max_keys`](Self::max_keys)
+/// with no such key, unused ones go). The keyed buckets are made when the first service is,
+/// with the longest `max_wait` set by then on a layer sharing them (the 30 s default counts
+/// when `keyed` comes before `max_wait`); a longer `max_wait` set on a clone afterwards is
+/// capped at that, and [`validate`](Self::validate) reports it.
 ///
 /// ```
 /// use std::time::Duration;
@@ -181,7 +181,8 @@ impl<C, E, K: Hash + Eq + Send + Sync + 'static> TokenBucketLayer<C, E, K> {
         self
     }
 
-    /// At most this many keys for a [`keyed`](Self::keyed) layer; idle keys go first.
+    /// At most this many keys for a [`keyed`](Self::keyed) layer (give or take the few made
+    /// while a sweep runs); idle keys (full buckets nobody uses) go first, then unused ones.
     /// Defaults to 100 000.
     ///
     /// Gives the layer new buckets (see `# Clone` on the type). 0 would keep no key, so keyed

@@ -19,7 +19,8 @@
 //!   then ([`pause_on_retry_after`](TokenBucketLayer::pause_on_retry_after)), so no request is
 //!   sent into a known wall.
 //! * **Keyed**: [`keyed`](TokenBucketLayer::keyed) gives one bucket per key (a token hash, a
-//!   client IP) in a bounded map (`moka`) that drops idle keys first.
+//!   client IP) in a bounded concurrent map (`dashmap`) that forgets a key only once its
+//!   bucket is full again and unused.
 //! * **Shared by clones**: the buckets live in an `Arc` owned by the layer. tower's
 //!   `RateLimit` keeps a fixed window per service instance, so every clone gets its own limit;
 //!   governor's waits use their own clock, not tokio's, so they cannot be tested with paused

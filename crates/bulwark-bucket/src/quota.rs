@@ -58,6 +58,14 @@ impl QuotaLock {
         self.state.load(Ordering::Acquire) != 0
     }
 
+    /// Whether the lock still means something at `now`: an announced reset not yet come, or
+    /// an unannounced one (only a success ends it).
+    pub(crate) fn holds_at(&self, now: u64) -> bool {
+        let word = self.state.load(Ordering::Acquire);
+        let (until, known) = unpack(word);
+        word != 0 && (!known || now < until)
+    }
+
     /// The refusal for a request at `now`, if the quota is locked. An unannounced reset's
     /// recheck is due: the first caller to see it moves it `recheck` on and goes through (the
     /// probe); the others are refused.

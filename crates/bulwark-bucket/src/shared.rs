@@ -258,18 +258,16 @@ impl<K: Hash + Eq + Send + Sync + 'static> Shared<K> {
     fn keyed_map<'a>(&'a self, keys: &'a Keys<K>) -> &'a (KeyedBuckets<K>, u64) {
         keys.map.get_or_init(|| {
             let wait = keys.longest_wait.load(Ordering::SeqCst);
-            let idle = match self.mode {
-                Mode::Limited(g) => crate::store::idle_time(&g, Duration::from_nanos(wait)),
-                Mode::Unlimited | Mode::Closed => Duration::from_secs(1),
-            };
-            (KeyedBuckets::new(keys.max_keys, idle), wait)
+            (KeyedBuckets::new(keys.max_keys), wait)
         })
     }
 
     /// The bucket for `key` (the shared one for `None`).
     pub(crate) fn bucket(&self, key: Option<K>) -> BucketRef {
         match (key, &self.keyed) {
-            (Some(key), Some(keys)) => BucketRef::Own(self.keyed_map(keys).0.get(key)),
+            (Some(key), Some(keys)) => {
+                BucketRef::Own(self.keyed_map(keys).0.get(key, || self.now()))
+            }
             _ => BucketRef::Global,
         }
     }

@@ -8,10 +8,9 @@ use std::{
         Arc, Mutex, MutexGuard, PoisonError,
     },
     task::Waker,
-    time::Duration,
 };
 
-use crate::gcra::{Gcra, HORIZON};
+use crate::gcra::Gcra;
 
 /// One bucket: its theoretical arrival time, in nanoseconds since the layer was created, and
 /// the queue of requests waiting for a token.
@@ -241,102 +240,160 @@ fn wake_head(queue: &mut Queue) {
     }
 }
 
-/// One bucket per key, at most `max_keys` of them; idle keys are evicted first.
+/// One bucket per key, at most about `max_keys` of them.
+///
+/// A concurrent map (`dashmap`): a request for a known key costs one shard read lock and
+/// one reference count, no allocation. Keys are forgotten only when forgetting them changes
+/// nothing: a bucket is *idle* when it is full again (its TAT is not in the future, so a new
+/// bucket would decide alike), nobody waits in it or holds it (no response future that may
+/// pause it), and no quota lock holds. Idle buckets are swept out when the map reaches
+/// `max_keys`, and now and then as new keys arrive (after as many new keys as half the map
+/// held at the last sweep), so a quiet map shrinks as its traffic moves on. Each sweep is one
+/// pass over the map, amortised over the insertions since the last.
+///
+/// When a sweep at `max_keys` finds fewer than an eighth of the keys idle, it also forgets
+/// buckets that are merely unused (nobody waits in or holds them) until an eighth is freed:
+/// those keys' next requests start from a full bucket, the price of the bound (an attacker
+/// with many keys must not grow the map or make each new key cost a whole pass).
 pub(crate) struct KeyedBuckets<K> {
-    cache: moka::sync::Cache<K, Arc<LocalBucket>>,
+    map: dashmap::DashMap<K, Arc<LocalBucket>>,
+    max_keys: usize,
+    /// New keys since the last sweep, and the map's size after it.
+    inserted: AtomicUsize,
+    swept_to: AtomicUsize,
+    sweeping: Mutex<()>,
 }
 
 impl<K> KeyedBuckets<K>
 where
     K: Hash + Eq + Send + Sync + 'static,
 {
-    /// `idle`: how long a key may go unused before it is dropped; see [`idle_time`] for why
-    /// its bucket is full again by then, so forgetting it changes nothing.
-    pub(crate) fn new(max_keys: u64, idle: Duration) -> Self {
+    pub(crate) fn new(max_keys: u64) -> Self {
         Self {
-            cache: moka::sync::Cache::builder()
-                .max_capacity(max_keys)
-                .time_to_idle(idle)
-                .build(),
+            map: dashmap::DashMap::new(),
+            max_keys: usize::try_from(max_keys).unwrap_or(usize::MAX).max(1),
+            inserted: AtomicUsize::new(0),
+            swept_to: AtomicUsize::new(0),
+            sweeping: Mutex::new(()),
         }
     }
 
-    pub(crate) fn get(&self, key: K) -> Arc<LocalBucket> {
-        // A plain look-up first: moka's `get_with` wraps the key in an `Arc` even when the
-        // key is there, one allocation per request on the hot path.
-        if let Some(bucket) = self.cache.get(&key) {
-            return bucket;
+    /// The bucket of `key`, made if new (`now`: the buckets' clock, read only then).
+    pub(crate) fn get(&self, key: K, now: impl FnOnce() -> u64) -> Arc<LocalBucket> {
+        if let Some(bucket) = self.map.get(&key) {
+            return Arc::clone(&bucket);
         }
-        self.cache
-            .get_with(key, || Arc::new(LocalBucket::default()))
+        let inserted = self.inserted.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.map.len() >= self.max_keys
+            || inserted > self.swept_to.load(Ordering::Relaxed) / 2 + 64
+        {
+            self.sweep(now());
+        }
+        Arc::clone(&self.map.entry(key).or_default())
+    }
+
+    /// Forgets idle buckets (and, at the bound, unused ones: see the type).
+    fn sweep(&self, now: u64) {
+        // One sweeper at a time; the others go on (the map may pass the bound by a few).
+        let Ok(_sweeping) = self.sweeping.try_lock() else {
+            return;
+        };
+        let unused = |bucket: &Arc<LocalBucket>| {
+            Arc::strong_count(bucket) == 1 && bucket.queued.load(Ordering::SeqCst) == 0
+        };
+        self.map.retain(|_, bucket| {
+            !(unused(bucket) && bucket.tat() <= now && !bucket.quota.holds_at(now))
+        });
+        let len = self.map.len();
+        if len >= self.max_keys {
+            // Below the bound by an eighth of it, so the next sweep is that many keys away.
+            let goal = (len + 1 - self.max_keys).max(self.max_keys.div_ceil(8));
+            let mut freed = 0;
+            self.map.retain(|_, bucket| {
+                if freed < goal && unused(bucket) {
+                    freed += 1;
+                    return false;
+                }
+                true
+            });
+            if freed > 0 {
+                tracing::debug!(target: "bulwark_bucket", freed, "keyed buckets at max_keys: forgot unused keys");
+            }
+        }
+        self.swept_to.store(self.map.len(), Ordering::Relaxed);
+        self.inserted.store(0, Ordering::Relaxed);
     }
 
     /// Calls `f` on every bucket held.
     pub(crate) fn for_each(&self, f: impl Fn(&LocalBucket)) {
-        for (_, bucket) in &self.cache {
-            f(&bucket);
+        for bucket in &self.map {
+            f(bucket.value());
         }
     }
 
-    /// Keys held (after pending evictions run).
+    /// Keys held.
     pub(crate) fn len(&self) -> u64 {
-        self.cache.run_pending_tasks();
-        self.cache.entry_count()
+        self.map.len() as u64
     }
-}
-
-/// How long a key may go unused before it is forgotten: the time a drained bucket takes to
-/// refill, plus the longest reservation one use can make (`max_wait`, one interval), at least
-/// 1 s. Waiters queued behind a use reserve at most `max_wait` ahead, so by then the bucket is
-/// full again.
-///
-/// Regression: the idle time used to be the refill time alone (1 s for 3/s): a key with 30
-/// queued waiters was forgotten after 1 s without a new request, and the next request went
-/// straight through. Not covered: a `Retry-After` pause longer than this with no request for
-/// the key during it (the next request after that may go early and meet the upstream's 429,
-/// which pauses the bucket again). A per-entry expiry that follows the TAT covers that too,
-/// but costs about 120 ns per keyed call (moka's timer wheel; measured in `bucket_keyed`).
-///
-/// At most [`HORIZON`] (about 146 years): moka refuses (panics on) an idle time over 1000
-/// years, and `max_wait(Duration::MAX)` asked for 584.
-pub(crate) fn idle_time(gcra: &Gcra, max_wait: Duration) -> Duration {
-    Duration::from_nanos(gcra.capacity)
-        .max(Duration::from_secs(1))
-        .saturating_add(max_wait)
-        .saturating_add(Duration::from_nanos(gcra.interval))
-        .min(Duration::from_nanos(HORIZON))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     /// Regression: a keyed bucket with 30 queued waiters was forgotten after 1 s without a new
-    /// request, and the next request went straight through.
+    /// request, and the next request went straight through. A bucket is forgotten only when
+    /// nobody waits in it or holds it, it is full again and no quota lock holds.
     #[test]
-    fn keys_outlive_every_reservation() {
+    fn only_idle_buckets_are_forgotten() {
         let gcra = Gcra::new(3, Duration::from_secs(1), 3);
-        let idle = idle_time(&gcra, Duration::from_secs(30));
-        // A waiter may sit up to 30 s; its slot ends one interval later; then the bucket
-        // refills in 1 s.
-        assert!(idle >= Duration::from_secs(31) + Duration::from_nanos(gcra.interval));
-        // Regression: a keyed layer with `max_wait(Duration::MAX)` panicked in moka
-        // ("time_to_idle is longer than 1000 years").
-        assert_eq!(
-            idle_time(&gcra, Duration::MAX),
-            Duration::from_nanos(HORIZON)
-        );
-        let _ = KeyedBuckets::<u32>::new(1, idle_time(&gcra, Duration::MAX));
+        let keyed = KeyedBuckets::new(1000);
+        let sec = 1_000_000_000;
+        // Drained at 0: full again after 1 s.
+        let drained = keyed.get(1_u32, || 0);
+        while drained.take(&gcra, 0) {}
+        drop(drained);
+        // Paused by an upstream until 60 s.
+        keyed.get(2, || 0).pause(&gcra, 60 * sec);
+        // A quota lock with no announced reset.
+        assert!(keyed.get(3, || 0).quota.lock(None, 0, 3600 * sec));
+        // Held (a response future in flight).
+        let held = keyed.get(4, || 0);
+        // Never used.
+        drop(keyed.get(5, || 0));
+        keyed.sweep(sec / 2);
+        let left = |keyed: &KeyedBuckets<u32>| {
+            let mut keys: Vec<u32> = keyed.map.iter().map(|e| *e.key()).collect();
+            keys.sort_unstable();
+            keys
+        };
+        assert_eq!(left(&keyed), [1, 2, 3, 4]);
+        keyed.sweep(2 * sec);
+        assert_eq!(left(&keyed), [2, 3, 4]);
+        keyed.sweep(61 * sec);
+        assert_eq!(left(&keyed), [3, 4]);
+        drop(held);
+        keyed.sweep(61 * sec);
+        assert_eq!(left(&keyed), [3]);
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn keys_are_bounded_and_shared() {
-        let keyed = KeyedBuckets::new(10, Duration::from_secs(1));
-        let a = keyed.get("a");
-        assert!(Arc::ptr_eq(&a, &keyed.get("a")));
-        for i in 0..1000 {
-            let _ = keyed.get(if i % 2 == 0 { "x" } else { "y" });
+    #[test]
+    fn keys_are_bounded_and_shared() {
+        let keyed = KeyedBuckets::new(10);
+        let a = keyed.get(1_000_000_u32, || 0);
+        assert!(Arc::ptr_eq(&a, &keyed.get(1_000_000_u32, || 0)));
+        for i in 0..1000_u32 {
+            let _ = keyed.get(i, || 0);
         }
-        assert!(keyed.len() <= 10);
+        assert!(keyed.len() <= 10, "{}", keyed.len());
+        // At the bound with every bucket busy (held): none is forgotten, the map grows.
+        let keyed = KeyedBuckets::new(10);
+        let held: Vec<_> = (0..20_u32).map(|i| keyed.get(i, || 0)).collect();
+        assert_eq!(keyed.len(), 20);
+        drop(held);
+        let _ = keyed.get(99, || 0);
+        assert!(keyed.len() <= 10, "{}", keyed.len());
     }
 }
