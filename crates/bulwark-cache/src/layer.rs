@@ -25,7 +25,7 @@ use crate::{
 /// clone of the layer, every service it makes and every clone of those share it, and so do
 /// clones tuned afterwards with any setter *except* the three that shape the store itself:
 ///
-/// * [`max_entries`](Self::max_entries) and [`max_bytes`](Self::max_bytes) (moka's bounds are
+/// * [`max_entries`](Self::max_entries) and [`max_bytes`](Self::max_bytes) (the map's bounds are
 ///   fixed when it is built), and [`store`](Self::store) (feature `redis`), start a new, empty
 ///   store for the layer they are called on; the original and earlier clones keep theirs.
 ///   Call them before cloning the layer or making services from it.

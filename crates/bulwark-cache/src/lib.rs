@@ -35,7 +35,7 @@
 //!   the cached reads of its path.
 //! * **Coalescing**: concurrent identical misses make one upstream call; if the leader's future
 //!   is dropped, a waiting one takes over.
-//! * **Bounded**: `moka`, weighed by bytes ([`max_bytes`](StaleCacheLayer::max_bytes)) and
+//! * **Bounded**: `quick_cache` (S3-FIFO), weighed by bytes ([`max_bytes`](StaleCacheLayer::max_bytes)) and
 //!   entries; responses over [`max_body_bytes`](StaleCacheLayer::max_body_bytes) stream
 //!   through uncached.
 //!

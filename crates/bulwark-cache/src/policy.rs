@@ -15,10 +15,7 @@ pub(crate) const MAX_DELTA_SECONDS: u64 = 1 << 31;
 /// clamped to it, and [`validate`] names them. It is the cap RFC 9111 §1.2.2 sets on an
 /// upstream's delta-seconds (`max-age=`, `stale-if-error=`, `Age`), which the cache applies
 /// too, so a setting and an upstream value are held to the same limit. Any sum of lifetimes
-/// and ages the cache makes then stays far below `Duration::MAX` (and saturates regardless),
-/// and an entry's time in the store (fresh + the longer stale window, at most 2^32 s, about
-/// 136 years) stays below the 1000 years `moka` accepts for a time to live (its builder
-/// panics past that, to keep its own clock arithmetic from overflowing).
+/// and ages the cache makes then stays far below `Duration::MAX` (and saturates regardless).
 ///
 /// [`fresh_for`]: crate::StaleCacheLayer::fresh_for
 /// [`stale_while_revalidate`]: crate::StaleCacheLayer::stale_while_revalidate

@@ -274,9 +274,13 @@ where
             if let Some(path) = invalidate.filter(|_| res.status().is_success()) {
                 tracing::debug!(target: "bulwark_cache", path, "invalidated by a write");
                 shared::invalidate_path(&store, &path).await;
-                let _ = store
-                    .cache
-                    .invalidate_entries_if(move |k: &CacheKey, _| k.path() == path);
+                store.cache.retain(|k: &CacheKey, _| {
+                    let keep = k.path() != path;
+                    if !keep {
+                        Counters::bump(&store.counters.evictions);
+                    }
+                    keep
+                });
             }
             Ok(res.map(|b| CacheBody::live(None, b)))
         })),
@@ -525,7 +529,9 @@ where
             let status = res.status();
             if matches!(status.as_u16(), 401 | 403 | 404 | 410) {
                 // A revoked token or an unshared page stops getting data.
-                store.cache.invalidate(&key);
+                if store.cache.remove(&key).is_some() {
+                    Counters::bump(&store.counters.evictions);
+                }
                 shared::delete(&store, &shared).await;
                 tracing::debug!(target: "bulwark_cache", status = status.as_u16(), "evicted");
             } else if is_failure(class) {

@@ -14,7 +14,8 @@ pub struct CacheStats {
     pub misses: u64,
     /// Responses stored.
     pub stores: u64,
-    /// Entries removed: evicted for space, expired, or invalidated (401/403/404/410, writes).
+    /// Entries removed: evicted for room, or invalidated (401/403/404/410, writes). An entry
+    /// too old to serve is not removed for its age: it stays until replaced or evicted.
     pub evictions: u64,
     /// Bytes held now.
     pub bytes: u64,

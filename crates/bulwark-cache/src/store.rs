@@ -1,4 +1,4 @@
-//! The in-memory store (`moka`, weighed by bytes) and the in-flight map for coalescing.
+//! The in-memory store (`quick_cache`, weighed by bytes) and the in-flight map for coalescing.
 //!
 //! Each entry expires on its own schedule ([`KeepUntilUseless`]), from its own lifetimes, so
 //! the store does not depend on the layer's lifetime settings: changing them never needs a
@@ -60,15 +60,6 @@ impl Entry {
             .saturating_add(ENTRY_OVERHEAD)
     }
 
-    /// How long the store keeps it: while it is of any use, and at least a day (so a request
-    /// for a copy too old to serve still says `fwd=stale`), at most [`KEEP_AT_MOST`].
-    fn keep_for(&self) -> Duration {
-        self.lifetimes
-            .useful()
-            .saturating_sub(self.initial_age)
-            .clamp(KEEP_AT_LEAST, KEEP_AT_MOST)
-    }
-
     /// A fresh hit at `now`: [`respond`](Self::respond) with `Cache-Status: bulwark; hit;
     /// ttl=…`, the headers rendered once per second of age (and per ttl) and cloned after that.
     pub(crate) fn respond_fresh<B>(&self, age: Duration, now: Instant) -> Response<CacheBody<B>> {
@@ -126,41 +117,6 @@ impl Entry {
 /// [`max_bytes`](crate::StaleCacheLayer::max_bytes) below it stores nothing.
 pub(crate) const ENTRY_OVERHEAD: u64 = 128;
 
-/// Entries are kept at least this long, whatever their lifetimes.
-const KEEP_AT_LEAST: Duration = Duration::from_secs(86_400);
-
-/// Entries are kept at most this long: 2^32 s (about 136 years), fresh + the longer stale
-/// window when each is at [`MAX_LIFETIME`](crate::MAX_LIFETIME); well within the 1000 years
-/// moka accepts for a time to live.
-const KEEP_AT_MOST: Duration = Duration::from_secs(2 * crate::policy::MAX_DELTA_SECONDS);
-
-/// moka's per-entry expiry: each entry is kept for [`Entry::keep_for`], counted again when it
-/// is replaced.
-struct KeepUntilUseless;
-
-// moka's trait hands us its own clock's instants; they are not used.
-#[allow(clippy::disallowed_types)]
-impl moka::Expiry<CacheKey, Arc<Entry>> for KeepUntilUseless {
-    fn expire_after_create(
-        &self,
-        _key: &CacheKey,
-        entry: &Arc<Entry>,
-        _created_at: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(entry.keep_for())
-    }
-
-    fn expire_after_update(
-        &self,
-        _key: &CacheKey,
-        entry: &Arc<Entry>,
-        _updated_at: std::time::Instant,
-        _duration_until_expiry: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(entry.keep_for())
-    }
-}
-
 /// How a coalesced leader's request ended, for its followers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -172,7 +128,7 @@ pub(crate) enum Outcome {
 }
 
 pub(crate) struct Store {
-    pub(crate) cache: moka::sync::Cache<CacheKey, Arc<Entry>>,
+    pub(crate) cache: Map,
     /// Misses in flight, by their key's hash (see [`Inflight`]).
     pub(crate) inflight: Mutex<HashMap<u64, Inflight, foldhash::fast::FixedState>>,
     /// Identifies each [`Leader`]'s entry in `inflight`.
@@ -190,7 +146,7 @@ impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Store")
             .field("name", &self.metrics.name())
-            .field("entries", &self.cache.entry_count())
+            .field("entries", &self.cache.len())
             .finish_non_exhaustive()
     }
 }
@@ -204,21 +160,29 @@ impl Store {
         name: std::borrow::Cow<'static, str>,
     ) -> Self {
         let counters = Arc::new(Counters::default());
-        let evictions = Arc::clone(&counters);
         let (capacity, floor) = capacity(max_entries, max_bytes);
-        let cache = moka::sync::Cache::builder()
-            .max_capacity(capacity)
-            .weigher(move |_k: &CacheKey, e: &Arc<Entry>| {
-                u32::try_from(e.weight().max(floor)).unwrap_or(u32::MAX)
-            })
-            .expire_after(KeepUntilUseless)
-            .support_invalidation_closures()
-            .eviction_listener(move |_k, _v, cause| {
-                if cause != moka::notification::RemovalCause::Replaced {
-                    evictions.evictions.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-            .build();
+        let mut options = quick_cache::OptionsBuilder::new();
+        options
+            .estimated_items_capacity(
+                usize::try_from(max_entries.clamp(1, ESTIMATED_ITEMS_AT_MOST)).unwrap_or(1),
+            )
+            .weight_capacity(capacity)
+            .shards(shards(capacity));
+        if capacity <= floor {
+            // One entry at most: it weighs the whole capacity, which the default share of the
+            // "hot" queue (97 %) would never admit.
+            options.hot_allocation(1.0);
+        }
+        #[allow(clippy::expect_used)] // both settings it requires are given above
+        let options = options
+            .build()
+            .expect("estimated items and weight capacity are set");
+        let cache = quick_cache::sync::Cache::with_options(
+            options,
+            Weigh { floor },
+            foldhash::fast::FixedState::default(),
+            Evictions(Arc::clone(&counters)),
+        );
         Self {
             cache,
             inflight: Mutex::default(),
@@ -231,7 +195,6 @@ impl Store {
     }
 
     pub(crate) fn bytes(&self) -> u64 {
-        self.cache.run_pending_tasks();
         self.cache.iter().map(|(_, e)| e.body.len() as u64).sum()
     }
 
@@ -246,17 +209,66 @@ impl Store {
             stores: c.stores.load(Ordering::Relaxed),
             evictions: c.evictions.load(Ordering::Relaxed),
             bytes,
-            entries: self.cache.entry_count(),
+            entries: self.cache.len() as u64,
             shared_loads: c.shared_loads.load(Ordering::Relaxed),
             shared_unavailable: c.shared_unavailable.load(Ordering::Relaxed),
         }
     }
 }
 
-/// moka's capacity and the least weight of an entry, so that both `max_entries` and
+/// The in-memory map: `quick_cache` (S3-FIFO, weighed), keyed by [`CacheKey`], whose own
+/// hash is already a keyed SipHash of the whole key (hashed again by `foldhash` only to spread
+/// it). Entries are not timed out: one too old to serve is still found (a read then says
+/// `fwd=stale`) until it is replaced or evicted; the bounds keep the memory.
+pub(crate) type Map =
+    quick_cache::sync::Cache<CacheKey, Arc<Entry>, Weigh, foldhash::fast::FixedState, Evictions>;
+
+/// An entry's weight: its bytes, at least `floor` (see [`capacity`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Weigh {
+    floor: u64,
+}
+
+impl quick_cache::Weighter<CacheKey, Arc<Entry>> for Weigh {
+    fn weight(&self, _key: &CacheKey, entry: &Arc<Entry>) -> u64 {
+        entry.weight().clamp(self.floor, u64::from(u32::MAX))
+    }
+}
+
+/// Counts entries evicted for room (not those replaced or removed).
+#[derive(Debug, Clone)]
+pub(crate) struct Evictions(Arc<Counters>);
+
+impl quick_cache::Lifecycle<CacheKey, Arc<Entry>> for Evictions {
+    type RequestState = ();
+
+    fn begin_request(&self) -> Self::RequestState {}
+
+    fn on_evict(&self, _state: &mut (), _key: CacheKey, _entry: Arc<Entry>) {
+        self.0.evictions.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The map's estimate of its entry count (for its ghost list and tables), at most this.
+const ESTIMATED_ITEMS_AT_MOST: u64 = 1 << 20;
+
+/// Each shard of the map holds at least this much, so that a single large response fits
+/// one: below twice this, the map is one shard.
+const SHARD_BYTES_AT_LEAST: u64 = 64 << 20;
+
+/// Shards for a map of `capacity`: a power of two, at most four per core.
+fn shards(capacity: u64) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let by_size = usize::try_from(capacity / SHARD_BYTES_AT_LEAST).unwrap_or(usize::MAX);
+    let n = by_size.clamp(1, cores.saturating_mul(4).max(1));
+    // The largest power of two not above `n`.
+    1 << (usize::BITS - 1 - n.leading_zeros())
+}
+
+/// The map's capacity and the least weight of an entry, so that both `max_entries` and
 /// `max_bytes` hold with one weigher: each entry weighs at least `max_bytes / max_entries`
-/// (rounded up). moka's weights are `u32`: past that, the capacity is counted in entries of
-/// `u32::MAX`.
+/// (rounded up). Weights are kept within `u32` (so sums never overflow): past that, the
+/// capacity is counted in entries of `u32::MAX`.
 fn capacity(max_entries: u64, max_bytes: u64) -> (u64, u64) {
     let (entries, bytes) = (max_entries.max(1), max_bytes.max(1));
     let floor = bytes.div_ceil(entries).min(u64::from(u32::MAX));
@@ -383,6 +395,70 @@ mod tests {
         }
     }
 
+    fn entry_of(body: usize) -> Arc<Entry> {
+        Arc::new(Entry {
+            status: StatusCode::OK,
+            headers: HeaderMap::new(),
+            body: Bytes::from(vec![b'x'; body]),
+            stored_at: Instant::now(),
+            initial_age: Duration::ZERO,
+            lifetimes: crate::policy::Lifetimes {
+                fresh: Duration::from_secs(60),
+                stale_while_revalidate: Duration::ZERO,
+                stale_if_error: Duration::ZERO,
+            },
+            hit_head: HitHead::default(),
+        })
+    }
+
+    fn key(path: &str) -> CacheKey {
+        static HASHER: std::sync::OnceLock<RandomState> = std::sync::OnceLock::new();
+        let req = http::Request::get(format!("https://api.test{path}"))
+            .body(())
+            .unwrap();
+        let hasher = HASHER.get_or_init(RandomState::new);
+        crate::key::build(&req, crate::key::target(&req), &[], hasher)
+    }
+
+    /// The map holds what the bounds allow, and no more: one entry when `max_entries` is 1
+    /// (it weighs the whole capacity), `max_entries` small entries, and a body of most of
+    /// `max_bytes`.
+    #[test]
+    fn the_map_holds_what_its_bounds_allow() {
+        let store = |entries, bytes| {
+            Store::new(
+                entries,
+                bytes,
+                crate::shared::no_remote(),
+                std::borrow::Cow::Borrowed("t"),
+            )
+        };
+        let one = store(1, 1 << 20);
+        one.cache.insert(key("/a"), entry_of(10));
+        assert!(one.cache.get(&key("/a")).is_some(), "a lone entry is kept");
+        one.cache.insert(key("/b"), entry_of(10));
+        assert_eq!(one.cache.len(), 1);
+        assert!(
+            one.cache.get(&key("/b")).is_some(),
+            "the newer one replaces it"
+        );
+
+        let ten = store(10, 64 << 20);
+        for i in 0..100 {
+            ten.cache.insert(key(&format!("/{i}")), entry_of(100));
+        }
+        assert!(ten.cache.len() <= 10, "{}", ten.cache.len());
+        assert!(ten.counters.evictions.load(Ordering::Relaxed) >= 90);
+
+        let big = store(10_000, 64 << 20);
+        big.cache.insert(key("/big"), entry_of(48 << 20));
+        assert!(
+            big.cache.get(&key("/big")).is_some(),
+            "48 MiB of a 64 MiB store"
+        );
+        assert!(big.bytes() <= 64 << 20);
+    }
+
     /// Fresh hits within one second of age share one rendered head; the next second (or a
     /// different ttl) renders `Age` and `Cache-Status` again.
     #[tokio::test(start_paused = true)]
@@ -451,7 +527,6 @@ mod tests {
         tokio::time::advance(Duration::from_secs(5)).await;
         let now = Instant::now();
         assert_eq!(entry.age(now), Duration::MAX);
-        assert_eq!(entry.keep_for(), KEEP_AT_LEAST);
         let res: Response<CacheBody<()>> = entry.respond(
             CacheStatus::Stale { age: Duration::MAX },
             HeaderValue::from_static("x"),
@@ -461,10 +536,5 @@ mod tests {
             res.headers()[http::header::AGE],
             u64::MAX.to_string().as_str()
         );
-        let young = Entry {
-            initial_age: Duration::ZERO,
-            ..entry
-        };
-        assert_eq!(young.keep_for(), KEEP_AT_MOST);
     }
 }
