@@ -2,7 +2,7 @@
 
 use std::{
     fmt,
-    hash::{BuildHasher, Hash, Hasher, RandomState},
+    hash::{BuildHasher, Hash, Hasher},
     sync::OnceLock,
 };
 
@@ -79,11 +79,16 @@ impl fmt::Debug for CacheKey {
     }
 }
 
-/// The key of [`CacheKey`]'s own hash: one per process, so that equal keys hash alike
-/// whichever layer built them, and nobody outside can aim at collisions.
-fn key_hasher() -> &'static RandomState {
-    static HASHER: OnceLock<RandomState> = OnceLock::new();
-    HASHER.get_or_init(RandomState::new)
+/// The seed of [`CacheKey`]'s own hash: one per process, so that equal keys hash alike
+/// whichever layer built them, and random, so that nobody outside can aim at collisions.
+///
+/// `foldhash` rather than SipHash: this hash only places the key in the maps (equal hashes
+/// are compared field by field), so a collision costs a comparison, never a wrong answer.
+/// The credential and the variant (vary headers, a keyed `POST` body), which are compared by
+/// their hashes alone, keep the layer's SipHash.
+fn key_hasher() -> &'static foldhash::fast::RandomState {
+    static HASHER: OnceLock<foldhash::fast::RandomState> = OnceLock::new();
+    HASHER.get_or_init(foldhash::fast::RandomState::default)
 }
 
 /// Bodies the key can read (to key `POST` queries by their body). A cacheable request other
