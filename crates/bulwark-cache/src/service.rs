@@ -210,6 +210,7 @@ where
                 revalidate(
                     self.inner.clone(),
                     req,
+                    now,
                     key,
                     shared,
                     Arc::clone(config),
@@ -227,6 +228,7 @@ where
         let fut = miss(
             self.inner.clone(),
             req,
+            now,
             key,
             had_copy,
             shared,
@@ -348,6 +350,7 @@ enum Role {
 async fn miss<S, C, B, ResB>(
     mut inner: S,
     req: Request<B>,
+    started: Instant,
     key: CacheKey,
     had_copy: bool,
     shared: SharedKey,
@@ -362,7 +365,6 @@ where
     ResB: Body<Data = Bytes> + Unpin,
     ResB::Error: Into<BoxError>,
 {
-    let started = Instant::now();
     let mut leader = None;
     // Coalescing: one leader per key calls the upstream; the others wait for its outcome.
     // Bounded: each round either leads, or waits for a leader that then finishes or drops.
@@ -390,9 +392,8 @@ where
                     }
                     let outcome = *rx.borrow();
                     match outcome {
-                        Outcome::Stored => {
-                            if let Some(entry) =
-                                store.cache.get(&key).filter(|e| e.stored_at >= started)
+                        Outcome::Stored(at) => {
+                            if let Some(entry) = store.cache.get(&key).filter(|e| e.stored_at >= at)
                             {
                                 tracing::debug!(
                                     target: "bulwark_cache",
@@ -435,7 +436,7 @@ where
         if fresh {
             Counters::bump(&store.counters.hits);
             tracing::debug!(target: "bulwark_cache", age_s = age.as_secs(), "fresh hit from Redis");
-            finish(leader, Outcome::Stored);
+            finish(leader, Outcome::Stored(entry.stored_at));
             let cache_status = values::hit(entry.lifetimes.fresh, age, true);
             return Ok(entry.respond(CacheStatus::Fresh { age }, cache_status, now));
         }
@@ -508,7 +509,7 @@ where
                 initial_age: policy::upstream_age(&headers),
                 headers,
                 body: body.clone(),
-                stored_at: Instant::now(),
+                stored_at: started,
                 lifetimes: policy::lifetimes(&directives, config.defaults),
                 hit_head: crate::store::HitHead::default(),
             };
@@ -516,7 +517,7 @@ where
             store.cache.insert(key, Arc::clone(&entry));
             Counters::bump(&store.counters.stores);
             store.metrics.stored();
-            finish(leader, Outcome::Stored);
+            finish(leader, Outcome::Stored(started));
             shared::save(&store, &shared, &entry).await;
             let mut res = Response::from_parts(parts, CacheBody::buffered(body));
             res.headers_mut()
@@ -572,9 +573,11 @@ fn is_failure(class: Class) -> bool {
 }
 
 /// Refreshes `key` in the background, unless a refresh (or any miss) is already in flight.
+#[allow(clippy::too_many_arguments)] // one call site, in `call`
 fn revalidate<S, C, B, ResB>(
     inner: S,
     req: Request<B>,
+    started: Instant,
     key: CacheKey,
     shared: SharedKey,
     config: Arc<Config<B>>,
@@ -597,6 +600,9 @@ fn revalidate<S, C, B, ResB>(
     };
     // `miss` takes the inner service's readiness itself, right before its call.
     handle.spawn(async move {
-        let _ = miss(inner, req, key, true, shared, config, store, classify).await;
+        let _ = miss(
+            inner, req, started, key, true, shared, config, store, classify,
+        )
+        .await;
     });
 }

@@ -32,6 +32,8 @@ pub(crate) struct Entry {
     pub(crate) status: StatusCode,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
+    /// When the request that fetched it was made (RFC 9111 §4.2.3's `request_time`: the
+    /// time the upstream took counts in its age).
     pub(crate) stored_at: Instant,
     /// `Age` the upstream reported when it was stored.
     pub(crate) initial_age: Duration,
@@ -121,8 +123,8 @@ pub(crate) const ENTRY_OVERHEAD: u64 = 128;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Outcome {
     Pending,
-    /// A fresh copy was stored.
-    Stored,
+    /// A fresh copy was stored, with this `stored_at`.
+    Stored(Instant),
     /// The upstream failed (or answered something not storable).
     NotStored,
 }
