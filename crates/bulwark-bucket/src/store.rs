@@ -240,12 +240,18 @@ fn wake_head(queue: &mut Queue) {
     }
 }
 
+/// How long a bucket stays full before a sweep forgets it (nanoseconds): a key in use is
+/// never full for long (its TAT runs ahead of the clock by an interval at each use), so keys
+/// used within about this long stay, and a busy map does not churn its keys.
+const IDLE_GRACE: u64 = 1_000_000_000;
+
 /// One bucket per key, at most about `max_keys` of them.
 ///
 /// A concurrent map (`dashmap`): a request for a known key costs one shard read lock and
 /// one reference count, no allocation. Keys are forgotten only when forgetting them changes
-/// nothing: a bucket is *idle* when it is full again (its TAT is not in the future, so a new
-/// bucket would decide alike), nobody waits in it or holds it (no response future that may
+/// nothing: a bucket is *idle* when it has been full again for a second (its TAT a second in
+/// the past, so a new bucket would decide alike, and the key has not been used for that
+/// long), nobody waits in it or holds it (no response future that may
 /// pause it), and no quota lock holds. Idle buckets are swept out when the map reaches
 /// `max_keys`, and now and then as new keys arrive (after as many new keys as half the map
 /// held at the last sweep), so a quiet map shrinks as its traffic moves on. Each sweep is one
@@ -302,7 +308,9 @@ where
             Arc::strong_count(bucket) == 1 && bucket.queued.load(Ordering::SeqCst) == 0
         };
         self.map.retain(|_, bucket| {
-            !(unused(bucket) && bucket.tat() <= now && !bucket.quota.holds_at(now))
+            !(unused(bucket)
+                && bucket.tat().saturating_add(IDLE_GRACE) <= now
+                && !bucket.quota.holds_at(now))
         });
         let len = self.map.len();
         if len >= self.max_keys {
@@ -369,13 +377,18 @@ mod tests {
             keys.sort_unstable();
             keys
         };
-        assert_eq!(left(&keyed), [1, 2, 3, 4]);
+        // Nothing has been full for a second yet.
+        assert_eq!(left(&keyed), [1, 2, 3, 4, 5]);
+        keyed.sweep(sec + sec / 2);
+        assert_eq!(left(&keyed), [1, 2, 3, 4], "unused and full since 0");
         keyed.sweep(2 * sec);
-        assert_eq!(left(&keyed), [2, 3, 4]);
+        assert_eq!(left(&keyed), [2, 3, 4], "full again since 1 s");
         keyed.sweep(61 * sec);
+        assert_eq!(left(&keyed), [2, 3, 4], "paused until 60 s");
+        keyed.sweep(62 * sec);
         assert_eq!(left(&keyed), [3, 4]);
         drop(held);
-        keyed.sweep(61 * sec);
+        keyed.sweep(62 * sec);
         assert_eq!(left(&keyed), [3]);
     }
 
@@ -388,6 +401,20 @@ mod tests {
             let _ = keyed.get(i, || 0);
         }
         assert!(keyed.len() <= 10, "{}", keyed.len());
+        // Keys in use are not churned: 100 keys used round and round in a map of 1000 stay.
+        let keyed = KeyedBuckets::new(1000);
+        let gcra = Gcra::new(1000, Duration::from_secs(1), 1000);
+        let first: Vec<_> = (0..100_u32).map(|i| keyed.get(i, || 0)).collect();
+        drop(first);
+        for round in 0..50_u64 {
+            for i in 0..100_u32 {
+                let now = round * 10_000_000; // every 10 ms
+                assert!(keyed.get(i, || now).take(&gcra, now));
+            }
+            // 5 ms on: every bucket full again, every key used 5 ms ago.
+            keyed.sweep(round * 10_000_000 + 5_000_000);
+        }
+        assert_eq!(keyed.len(), 100);
         // At the bound with every bucket busy (held): none is forgotten, the map grows.
         let keyed = KeyedBuckets::new(10);
         let held: Vec<_> = (0..20_u32).map(|i| keyed.get(i, || 0)).collect();
