@@ -210,7 +210,6 @@ where
                 revalidate(
                     self.inner.clone(),
                     req,
-                    now,
                     key,
                     shared,
                     Arc::clone(config),
@@ -228,7 +227,6 @@ where
         let fut = miss(
             self.inner.clone(),
             req,
-            now,
             key,
             had_copy,
             shared,
@@ -350,7 +348,6 @@ enum Role {
 async fn miss<S, C, B, ResB>(
     mut inner: S,
     req: Request<B>,
-    started: Instant,
     key: CacheKey,
     had_copy: bool,
     shared: SharedKey,
@@ -509,15 +506,16 @@ where
                 initial_age: policy::upstream_age(&headers),
                 headers,
                 body: body.clone(),
-                stored_at: started,
+                stored_at: Instant::now(),
                 lifetimes: policy::lifetimes(&directives, config.defaults),
                 hit_head: crate::store::HitHead::default(),
             };
             let entry = Arc::new(entry);
+            let stored_at = entry.stored_at;
             store.cache.insert(key, Arc::clone(&entry));
             Counters::bump(&store.counters.stores);
             store.metrics.stored();
-            finish(leader, Outcome::Stored(started));
+            finish(leader, Outcome::Stored(stored_at));
             shared::save(&store, &shared, &entry).await;
             let mut res = Response::from_parts(parts, CacheBody::buffered(body));
             res.headers_mut()
@@ -573,11 +571,9 @@ fn is_failure(class: Class) -> bool {
 }
 
 /// Refreshes `key` in the background, unless a refresh (or any miss) is already in flight.
-#[allow(clippy::too_many_arguments)] // one call site, in `call`
 fn revalidate<S, C, B, ResB>(
     inner: S,
     req: Request<B>,
-    started: Instant,
     key: CacheKey,
     shared: SharedKey,
     config: Arc<Config<B>>,
@@ -600,9 +596,6 @@ fn revalidate<S, C, B, ResB>(
     };
     // `miss` takes the inner service's readiness itself, right before its call.
     handle.spawn(async move {
-        let _ = miss(
-            inner, req, started, key, true, shared, config, store, classify,
-        )
-        .await;
+        let _ = miss(inner, req, key, true, shared, config, store, classify).await;
     });
 }

@@ -32,8 +32,6 @@ pub(crate) struct Entry {
     pub(crate) status: StatusCode,
     pub(crate) headers: HeaderMap,
     pub(crate) body: Bytes,
-    /// When the request that fetched it was made (RFC 9111 §4.2.3's `request_time`: the
-    /// time the upstream took counts in its age).
     pub(crate) stored_at: Instant,
     /// `Age` the upstream reported when it was stored.
     pub(crate) initial_age: Duration,
