@@ -25,9 +25,7 @@ pub(crate) struct Admitted {
     /// This thread's lane: keeps the core alive without writing its reference count.
     pub(crate) core: Lane,
     pub(crate) admission: Admission,
-    /// When the inner service was called, or, unless a slow-call ratio needs every call's
-    /// duration, when its response future first answered `Pending` (see
-    /// [`Core::stamp_at_call`](crate::shared::Core::stamp_at_call)); `None`: not yet.
+    /// When the inner service was called (`None`: not yet, e.g. waiting for its readiness).
     pub(crate) started: Option<Instant>,
 }
 
@@ -106,7 +104,7 @@ where
             return Poll::Ready(Err("polled after completion".into()));
         };
         if let Some(admitted) = admitted.as_mut() {
-            admitted.started = admitted.core.stamp_at_call().then(Instant::now);
+            admitted.started = Some(Instant::now());
         }
         Poll::Ready(Ok(self.inner.call(request)))
     }
@@ -264,17 +262,7 @@ where
                 }
                 KindProj::Readying { call } => ready!(call.poll_call(this.admitted, cx))?,
                 KindProj::Inner { future } => {
-                    let Poll::Ready(result) = future.poll(cx) else {
-                        // In flight: its start is stamped now, for the drop rule, unless
-                        // `call` did (see `Core::stamp_at_call`).
-                        if let Some(admitted) = this.admitted.as_mut() {
-                            if admitted.started.is_none() {
-                                admitted.started = Some(Instant::now());
-                            }
-                        }
-                        return Poll::Pending;
-                    };
-                    let result = result.map_err(Into::into);
+                    let result = ready!(future.poll(cx)).map_err(Into::into);
                     if let Some(mut admitted) = this.admitted.take() {
                         let count_throttled = admitted.core.config.count_throttled;
                         let outcome = match &result {

@@ -177,16 +177,13 @@ impl<C> CircuitBreakerBuilder<C> {
     ///   nothing about it) and, if it was a half-open probe, gives its permit back. Set it
     ///   at or below the timeout you put around the breaker, or that timeout goes unseen;
     ///   `Duration::MAX` turns the rule off. Time spent in layers below the breaker (waiting
-    ///   for a token bucket, for a `ConcurrencyLimit` permit) counts toward it. Without a
-    ///   slow-call ratio, a call's run is timed from its response future's first `Pending`
-    ///   (a call answered on its first poll is never timed: it cannot be dropped in flight),
-    ///   so work done synchronously inside that first poll is not counted.
+    ///   for a token bucket, for a `ConcurrencyLimit` permit) counts toward it.
     /// - **Slow calls.** With a ratio given to [`slow_call`](Self::slow_call), completed
     ///   calls at least this long are counted in
     ///   [`BreakerMetrics::slow_calls`](crate::BreakerMetrics::slow_calls) and open the circuit
     ///   once their share reaches it. Without one, a completed call's duration is not measured
-    ///   (a count window then reads the clock only for a call that was in flight, a time
-    ///   window once per call, at its end), and only dropped calls are counted slow.
+    ///   (with a count window, one clock read per call instead of two), and only dropped calls
+    ///   are counted slow.
     ///
     /// See [where a timeout belongs](crate#where-a-timeout-belongs).
     ///

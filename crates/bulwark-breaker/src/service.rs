@@ -171,7 +171,7 @@ where
             self.readiness = Readiness::Untouched;
             let mut admitted = admitted;
             if let Some(admitted) = admitted.as_mut() {
-                admitted.started = self.shared.core.stamp_at_call().then(Instant::now);
+                admitted.started = Some(Instant::now());
             }
             return ResponseFuture::inner(self.inner.call(req), admitted, self.classify.clone());
         }

@@ -170,18 +170,6 @@ impl Core {
         millis(self.elapsed(Instant::now()))
     }
 
-    /// Whether an admitted call's start is stamped when the inner service is called.
-    ///
-    /// Only a slow-call ratio needs the duration of every completed call. Otherwise the start matters only
-    /// to the drop rule, for a call dropped while in flight, and a response future that
-    /// completes on its first poll never is: the start is stamped when the future first
-    /// answers `Pending`, so a call answered at once reads the clock once (time window) or
-    /// never (count window). The time spent inside that first poll is not counted towards
-    /// the threshold.
-    pub(crate) fn stamp_at_call(&self) -> bool {
-        self.config.slow_call_ratio.is_some()
-    }
-
     /// Whether a call now would likely be refused (open, forced open, or half-open with its
     /// few probes): `poll_ready` then answers at once without the inner service's readiness.
     pub(crate) fn may_refuse(&self) -> bool {
@@ -338,11 +326,10 @@ impl Core {
         outcome: Outcome,
         started: Option<Instant>,
     ) {
-        // The clock is read here only where it matters: a time window files the call at its
+        // The clock is read again only where it matters: a time window files the call at its
         // end (a call longer than a bucket, filed at its start, would land in a reused bucket
         // and be lost), and a slow-call ratio needs its duration. A count window without a
-        // ratio reads it only for a call that was in flight (for the drop rule, see
-        // `stamp_at_call`).
+        // ratio reads the clock once per call, at admission (for the drop rule).
         let now =
             (self.window.needs_time() || self.config.slow_call_ratio.is_some()).then(Instant::now);
         let slow = match (started, now) {

@@ -183,11 +183,12 @@ impl WindowState {
     pub(crate) fn count_metrics(&self, failure: bool, slow: bool) {
         let stripe = self.stripe();
         stripe.calls.fetch_add(1, Ordering::Relaxed);
+        // Released after the call's count: see `cumulative`.
         if failure {
-            stripe.failures.fetch_add(1, Ordering::Relaxed);
+            stripe.failures.fetch_add(1, Ordering::Release);
         }
         if slow {
-            stripe.slow.fetch_add(1, Ordering::Relaxed);
+            stripe.slow.fetch_add(1, Ordering::Release);
         }
     }
 
@@ -196,17 +197,19 @@ impl WindowState {
         match &self.ring {
             Some(ring) => {
                 // The ring's own position counts its calls (see `cumulative`): only failures
-                // and slow calls add to the stripe, sparing one atomic add per success.
+                // and slow calls add to the stripe, sparing one atomic add per success. The
+                // call is counted first (and `cumulative` reads the failures first), so a
+                // snapshot never shows more failures than calls.
+                Self::record_count(ring, failure, slow);
                 if failure || slow {
                     let stripe = self.stripe();
                     if failure {
-                        stripe.failures.fetch_add(1, Ordering::Relaxed);
+                        stripe.failures.fetch_add(1, Ordering::Release);
                     }
                     if slow {
-                        stripe.slow.fetch_add(1, Ordering::Relaxed);
+                        stripe.slow.fetch_add(1, Ordering::Release);
                     }
                 }
-                Self::record_count(ring, failure, slow);
             }
             None => {
                 self.count_metrics(failure, slow);
@@ -323,22 +326,23 @@ impl WindowState {
     /// Cumulative (calls, failures, slow) over the breaker's life.
     pub(crate) fn cumulative(&self) -> Totals {
         // A count window's calls are its ring's position (every call it recorded; never
-        // reset) plus the late ones counted in the stripes.
-        let recorded = self
+        // reset) plus the late ones counted in the stripes. Failures are read before calls
+        // (and counted after them), so a snapshot never shows more failures than calls.
+        let mut totals = self.stripes.iter().fold(Totals::default(), |t, s| Totals {
+            failures: t.failures + s.failures.load(Ordering::Acquire),
+            slow: t.slow + s.slow.load(Ordering::Acquire),
+            ..t
+        });
+        totals.calls = self
             .ring
             .as_ref()
-            .map_or(0, |ring| ring.next.load(Ordering::Relaxed));
-        self.stripes.iter().fold(
-            Totals {
-                calls: recorded,
-                ..Totals::default()
-            },
-            |t, s| Totals {
-                calls: t.calls + s.calls.load(Ordering::Relaxed),
-                failures: t.failures + s.failures.load(Ordering::Relaxed),
-                slow: t.slow + s.slow.load(Ordering::Relaxed),
-            },
-        )
+            .map_or(0, |ring| ring.next.load(Ordering::Acquire))
+            + self
+                .stripes
+                .iter()
+                .map(|s| s.calls.load(Ordering::Acquire))
+                .sum::<u64>();
+        totals
     }
 }
 

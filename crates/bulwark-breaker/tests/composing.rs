@@ -115,6 +115,33 @@ async fn an_outer_timeout_over_a_hanging_upstream_opens_the_breaker() {
     assert_eq!(up.calls(), 5);
 }
 
+/// Regression (a review of issue 19): with the call's start stamped at its first poll rather
+/// than at `call`, a response future polled 10 ms after `call` — as a `Buffer` worker's or a
+/// joined future's is — ran "0.99 s" when the outer 1 s timeout fired, under the 1 s
+/// threshold, and five timeouts left the breaker closed with nothing counted.
+#[tokio::test(start_paused = true)]
+async fn an_outer_timeout_is_seen_when_the_first_poll_comes_late() {
+    let up = Upstream::default();
+    let layer = CircuitBreakerLayer::new();
+    let mut svc = ServiceBuilder::new()
+        .layer(TimeoutLayer::new(Duration::from_secs(1)))
+        .layer(layer.clone())
+        .service(up.service());
+    for i in 0..5 {
+        std::future::poll_fn(|cx| svc.poll_ready(cx)).await.unwrap();
+        let fut = svc.call(req(Up::Hang));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let err = fut.await.unwrap_err();
+        assert!(err.is::<Elapsed>(), "timeout {i}: {err}");
+    }
+    let metrics = layer.handle().metrics();
+    assert_eq!(
+        (metrics.calls, metrics.failures, metrics.abandoned),
+        (5, 5, 5)
+    );
+    assert!(matches!(metrics.state, BreakerState::Open { .. }));
+}
+
 /// A timeout shorter than the slow-call threshold goes unseen unless the threshold is lowered
 /// to it: `slow_call_threshold` is the knob.
 #[tokio::test(start_paused = true)]

@@ -60,13 +60,14 @@ pub(crate) struct Shared<K> {
 }
 
 /// A keyed layer's buckets, made when its first service is made (or its first keyed request
-/// comes): how long an idle key is kept depends on the longest `max_wait` of the layers that
-/// share them, which is known only once their setters have run.
+/// comes), with the longest `max_wait` of the layers sharing them by then: a longer one set on
+/// a clone afterwards is capped at it. (The cap dates from an idle timer that could forget a
+/// key with waiters; keys with waiters are never forgotten now, so it is conservative.)
 struct Keys<K> {
     max_keys: u64,
     /// The longest `max_wait` set on a layer sharing these buckets, in nanoseconds.
     longest_wait: AtomicU64,
-    /// The buckets, and the longest wait their idle time covers.
+    /// The buckets, and the longest wait granted to the layers sharing them.
     map: OnceLock<(KeyedBuckets<K>, u64)>,
 }
 
@@ -211,8 +212,8 @@ pub(crate) fn nanos(d: Duration) -> u64 {
 }
 
 impl<K: Hash + Eq + Send + Sync + 'static> Shared<K> {
-    /// New buckets; a keyed layer's keep idle keys long enough for waits of `max_wait`
-    /// nanoseconds (or the longest any sharing layer sets before the first service is made).
+    /// New buckets; a keyed layer's grant waits of `max_wait` nanoseconds (or the longest any
+    /// sharing layer sets before the first service is made).
     pub(crate) fn new(
         settings: Settings,
         keyed: bool,
@@ -254,7 +255,7 @@ impl<K: Hash + Eq + Send + Sync + 'static> Shared<K> {
         self
     }
 
-    /// The keyed buckets (made on first use), and the longest wait their idle time covers.
+    /// The keyed buckets (made on first use), and the longest wait granted on them.
     fn keyed_map<'a>(&'a self, keys: &'a Keys<K>) -> &'a (KeyedBuckets<K>, u64) {
         keys.map.get_or_init(|| {
             let wait = keys.longest_wait.load(Ordering::SeqCst);
@@ -273,8 +274,8 @@ impl<K: Hash + Eq + Send + Sync + 'static> Shared<K> {
     }
 
     /// The `max_wait` a new service of a layer that asks for `max_wait` gets: that, except
-    /// that a keyed layer's waits never outlast its idle keys (see `TokenBucketLayer`'s
-    /// `# Clone`). Makes the keyed buckets if they are not made yet.
+    /// that a keyed layer's waits are capped at the longest granted when its buckets were made
+    /// (see `TokenBucketLayer`'s `# Clone`). Makes the keyed buckets if they are not made yet.
     pub(crate) fn wait_limit(&self, max_wait: u64) -> u64 {
         match &self.keyed {
             Some(keys) => max_wait.min(self.keyed_map(keys).1),

@@ -428,7 +428,7 @@ where
         let fresh = age < entry.lifetimes.fresh;
         let entry = Arc::new(entry);
         if store.cache.get(&key).is_none_or(|mine| mine.age(now) > age) {
-            store.cache.insert(key.clone(), Arc::clone(&entry));
+            store.insert(key.clone(), Arc::clone(&entry));
         }
         if fresh {
             Counters::bump(&store.counters.hits);
@@ -512,7 +512,7 @@ where
             };
             let entry = Arc::new(entry);
             let stored_at = entry.stored_at;
-            store.cache.insert(key, Arc::clone(&entry));
+            store.insert(key, Arc::clone(&entry));
             Counters::bump(&store.counters.stores);
             store.metrics.stored();
             finish(leader, Outcome::Stored(stored_at));

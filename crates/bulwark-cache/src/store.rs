@@ -167,12 +167,12 @@ impl Store {
                 usize::try_from(max_entries.clamp(1, ESTIMATED_ITEMS_AT_MOST)).unwrap_or(1),
             )
             .weight_capacity(capacity)
-            .shards(shards(capacity));
-        if capacity <= floor {
-            // One entry at most: it weighs the whole capacity, which the default share of the
-            // "hot" queue (97 %) would never admit.
-            options.hot_allocation(1.0);
-        }
+            // One shard, its "hot" share the whole of it: `quick_cache` refuses an entry heavier
+            // than a shard's hot share, and any entry up to `max_bytes` must be stored, as one
+            // heavier than a smaller shard's would silently not be (and take its key's stale
+            // copy with it).
+            .shards(1)
+            .hot_allocation(1.0);
         #[allow(clippy::expect_used)] // both settings it requires are given above
         let options = options
             .build()
@@ -181,7 +181,7 @@ impl Store {
             options,
             Weigh { floor },
             foldhash::fast::FixedState::default(),
-            Evictions(Arc::clone(&counters)),
+            Evictions,
         );
         Self {
             cache,
@@ -191,6 +191,19 @@ impl Store {
             counters,
             remote,
             metrics: crate::metrics::Metrics::new(name),
+        }
+    }
+
+    /// Stores `entry` under `key`, counting the entries evicted for room (a replaced copy of
+    /// the same key is not an eviction).
+    pub(crate) fn insert(&self, key: CacheKey, entry: Arc<Entry>) {
+        let hash = key.hash_value();
+        let out = self.cache.insert_with_lifecycle(key, entry);
+        let evicted = out.iter().filter(|h| **h != hash).count();
+        if evicted > 0 {
+            self.counters
+                .evictions
+                .fetch_add(evicted as u64, Ordering::Relaxed);
         }
     }
 
@@ -235,35 +248,26 @@ impl quick_cache::Weighter<CacheKey, Arc<Entry>> for Weigh {
     }
 }
 
-/// Counts entries evicted for room (not those replaced or removed).
+/// Notes the keys an insertion put out (evicted for room, or the inserted key's own old entry,
+/// which `quick_cache` reports alike): [`Store::insert`] counts the evictions among them.
 #[derive(Debug, Clone)]
-pub(crate) struct Evictions(Arc<Counters>);
+pub(crate) struct Evictions;
 
 impl quick_cache::Lifecycle<CacheKey, Arc<Entry>> for Evictions {
-    type RequestState = ();
+    /// The hashes of the keys put out (no allocation unless one is).
+    type RequestState = Vec<u64>;
 
-    fn begin_request(&self) -> Self::RequestState {}
+    fn begin_request(&self) -> Self::RequestState {
+        Vec::new()
+    }
 
-    fn on_evict(&self, _state: &mut (), _key: CacheKey, _entry: Arc<Entry>) {
-        self.0.evictions.fetch_add(1, Ordering::Relaxed);
+    fn on_evict(&self, state: &mut Vec<u64>, key: CacheKey, _entry: Arc<Entry>) {
+        state.push(key.hash_value());
     }
 }
 
 /// The map's estimate of its entry count (for its ghost list and tables), at most this.
 const ESTIMATED_ITEMS_AT_MOST: u64 = 1 << 20;
-
-/// Each shard of the map holds at least this much, so that a single large response fits
-/// one: below twice this, the map is one shard.
-const SHARD_BYTES_AT_LEAST: u64 = 64 << 20;
-
-/// Shards for a map of `capacity`: a power of two, at most four per core.
-fn shards(capacity: u64) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let by_size = usize::try_from(capacity / SHARD_BYTES_AT_LEAST).unwrap_or(usize::MAX);
-    let n = by_size.clamp(1, cores.saturating_mul(4).max(1));
-    // The largest power of two not above `n`.
-    1 << (usize::BITS - 1 - n.leading_zeros())
-}
 
 /// The map's capacity and the least weight of an entry, so that both `max_entries` and
 /// `max_bytes` hold with one weigher: each entry weighs at least `max_bytes / max_entries`
@@ -434,9 +438,9 @@ mod tests {
             )
         };
         let one = store(1, 1 << 20);
-        one.cache.insert(key("/a"), entry_of(10));
+        one.insert(key("/a"), entry_of(10));
         assert!(one.cache.get(&key("/a")).is_some(), "a lone entry is kept");
-        one.cache.insert(key("/b"), entry_of(10));
+        one.insert(key("/b"), entry_of(10));
         assert_eq!(one.cache.len(), 1);
         assert!(
             one.cache.get(&key("/b")).is_some(),
@@ -445,18 +449,30 @@ mod tests {
 
         let ten = store(10, 64 << 20);
         for i in 0..100 {
-            ten.cache.insert(key(&format!("/{i}")), entry_of(100));
+            ten.insert(key(&format!("/{i}")), entry_of(100));
         }
         assert!(ten.cache.len() <= 10, "{}", ten.cache.len());
         assert!(ten.counters.evictions.load(Ordering::Relaxed) >= 90);
 
         let big = store(10_000, 64 << 20);
-        big.cache.insert(key("/big"), entry_of(48 << 20));
+        big.insert(key("/big"), entry_of(48 << 20));
         assert!(
             big.cache.get(&key("/big")).is_some(),
             "48 MiB of a 64 MiB store"
         );
         assert!(big.bytes() <= 64 << 20);
+        // Any entry up to `max_bytes` is stored, whatever the size of the store.
+        let huge = store(10_000, 256 << 20);
+        huge.insert(key("/huge"), entry_of(200 << 20));
+        assert!(
+            huge.cache.get(&key("/huge")).is_some(),
+            "200 MiB of a 256 MiB store"
+        );
+        // Replacing a key's copy is not an eviction.
+        let before = huge.counters.evictions.load(Ordering::Relaxed);
+        huge.insert(key("/huge"), entry_of(10));
+        huge.insert(key("/huge"), entry_of(10));
+        assert_eq!(huge.counters.evictions.load(Ordering::Relaxed), before);
     }
 
     /// Fresh hits within one second of age share one rendered head; the next second (or a
