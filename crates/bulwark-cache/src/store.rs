@@ -199,7 +199,8 @@ impl Store {
     pub(crate) fn insert(&self, key: CacheKey, entry: Arc<Entry>) {
         let hash = key.hash_value();
         let out = self.cache.insert_with_lifecycle(key, entry);
-        let evicted = out.iter().filter(|h| **h != hash).count();
+        let replaced = out.hashes[..out.count.min(4)].contains(&hash);
+        let evicted = out.count - usize::from(replaced);
         if evicted > 0 {
             self.counters
                 .evictions
@@ -254,16 +255,26 @@ impl quick_cache::Weighter<CacheKey, Arc<Entry>> for Weigh {
 pub(crate) struct Evictions;
 
 impl quick_cache::Lifecycle<CacheKey, Arc<Entry>> for Evictions {
-    /// The hashes of the keys put out (no allocation unless one is).
-    type RequestState = Vec<u64>;
+    type RequestState = PutOut;
 
     fn begin_request(&self) -> Self::RequestState {
-        Vec::new()
+        PutOut::default()
     }
 
-    fn on_evict(&self, state: &mut Vec<u64>, key: CacheKey, _entry: Arc<Entry>) {
-        state.push(key.hash_value());
+    fn on_evict(&self, state: &mut PutOut, key: CacheKey, _entry: Arc<Entry>) {
+        if let Some(slot) = state.hashes.get_mut(state.count) {
+            *slot = key.hash_value();
+        }
+        state.count += 1;
     }
+}
+
+/// The keys one insertion put out: how many, and the hashes of the first few (no allocation;
+/// past four, a replaced copy among the rest would be counted as an eviction).
+#[derive(Debug, Default)]
+pub(crate) struct PutOut {
+    hashes: [u64; 4],
+    count: usize,
 }
 
 /// The map's estimate of its entry count (for its ghost list and tables), at most this.
