@@ -31,13 +31,12 @@ pub(crate) fn api_path(path: &str) -> Option<&str> {
 /// dot segments) are never treated as read-only nor cached: fail safe. (`/v1%2fcomments/v1/x/query`
 /// is `/v1/comments/…` to a server that decodes `%2f`; `/v1/./file_uploads/f1` is an upload.)
 fn is_plain(route: &str) -> bool {
-    // Every segment after the first (the text before the leading `/`) is neither empty (a
-    // `//`) nor a dot segment; nothing is percent-escaped.
+    // No segment is a dot segment, none after the first (the text before the leading `/`)
+    // is empty (a `//`; the route has no trailing `/`), nothing is percent-escaped.
     !route.as_bytes().contains(&b'%')
-        && route
-            .split('/')
-            .skip(1)
-            .all(|segment| !segment.is_empty() && segment != "." && segment != "..")
+        && route.split('/').enumerate().all(|(i, segment)| {
+            segment != "." && segment != ".." && (i == 0 || !segment.is_empty())
+        })
 }
 
 /// Routes that change state whatever the method: never repeated, never cached.
