@@ -102,32 +102,23 @@ fn admitted_path_allocations_per_request() {
     let retry = per_call(RetryLayer::new().layer(inner()), || {
         Request::new(BufferedBody::from("{}"))
     });
-    let cache = per_call(
-        StaleCacheLayer::new().layer(service_fn(|_req: Request<BufferedBody>| {
-            ready(Ok::<_, Infallible>(Response::new(BufferedBody::from(
-                vec![b'x'; 1024],
-            ))))
-        })),
-        || {
-            Request::get("http://upstream.test/x")
-                .body(BufferedBody::default())
-                .unwrap()
-        },
-    );
-    let fresh_hit = per_call(
-        StaleCacheLayer::new()
-            .fresh_for(Duration::from_secs(3600))
-            .layer(service_fn(|_req: Request<BufferedBody>| {
+    // The same GET over and over, answered with a fresh 1 KiB body.
+    let cache_per_call = |layer: StaleCacheLayer| {
+        per_call(
+            layer.layer(service_fn(|_req: Request<BufferedBody>| {
                 ready(Ok::<_, Infallible>(Response::new(BufferedBody::from(
                     vec![b'x'; 1024],
                 ))))
             })),
-        || {
-            Request::get("http://upstream.test/x")
-                .body(BufferedBody::default())
-                .unwrap()
-        },
-    );
+            || {
+                Request::get("http://upstream.test/x")
+                    .body(BufferedBody::default())
+                    .unwrap()
+            },
+        )
+    };
+    let cache = cache_per_call(StaleCacheLayer::new());
+    let fresh_hit = cache_per_call(StaleCacheLayer::new().fresh_for(Duration::from_secs(3600)));
 
     println!("allocations per admitted request ({CALLS} calls each):");
     for (name, n) in [

@@ -410,11 +410,12 @@ mod tests {
         }
     }
 
-    fn entry_of(body: usize) -> Arc<Entry> {
-        Arc::new(Entry {
+    /// A `200` stored now, fresh for 60 s, with these headers and body.
+    fn entry(headers: HeaderMap, body: Bytes) -> Entry {
+        Entry {
             status: StatusCode::OK,
-            headers: HeaderMap::new(),
-            body: Bytes::from(vec![b'x'; body]),
+            headers,
+            body,
             stored_at: Instant::now(),
             initial_age: Duration::ZERO,
             lifetimes: crate::policy::Lifetimes {
@@ -423,7 +424,11 @@ mod tests {
                 stale_if_error: Duration::ZERO,
             },
             hit_head: HitHead::default(),
-        })
+        }
+    }
+
+    fn entry_of(body: usize) -> Arc<Entry> {
+        Arc::new(entry(HeaderMap::new(), Bytes::from(vec![b'x'; body])))
     }
 
     fn key(path: &str) -> CacheKey {
@@ -492,19 +497,7 @@ mod tests {
     async fn fresh_hits_reuse_the_head_of_their_second_only() {
         let mut headers = HeaderMap::new();
         headers.insert("content-type", HeaderValue::from_static("application/json"));
-        let entry = Entry {
-            status: StatusCode::OK,
-            headers,
-            body: Bytes::from_static(b"{}"),
-            stored_at: Instant::now(),
-            initial_age: Duration::ZERO,
-            lifetimes: crate::policy::Lifetimes {
-                fresh: Duration::from_secs(60),
-                stale_while_revalidate: Duration::ZERO,
-                stale_if_error: Duration::ZERO,
-            },
-            hit_head: HitHead::default(),
-        };
+        let entry = entry(headers, Bytes::from_static(b"{}"));
         let hit = |entry: &Entry| {
             let now = Instant::now();
             let res: Response<CacheBody<()>> = entry.respond_fresh(entry.age(now), now);
